@@ -1,0 +1,185 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+func decide(c Change, p Policy, now time.Time) (Decision, error) {
+	if (c.Update == nil) == (c.Age == nil) {
+		return Decision{}, errors.New("decide: a change must describe exactly one of a base image update and an image age")
+	}
+	if err := p.validate(); err != nil {
+		return Decision{}, fmt.Errorf("decide with policy %q: %w", p.Name, err)
+	}
+	p = p.withDefaults()
+	var d Decision
+	if c.Update != nil {
+		d = decideUpdate(*c.Update, p, now)
+	} else {
+		d = decideAge(*c.Age, p, now)
+	}
+	if c.Cost != nil && p.Budget != nil {
+		if err := checkBudget(&d, *c.Cost, p); err != nil {
+			return Decision{}, fmt.Errorf("decide with policy %q: %w", p.Name, err)
+		}
+	}
+	return d, nil
+}
+
+// windowState returns whether now is inside a build window opening and the
+// opening that contains now or comes next; without a build window the answer
+// is always "inside" and the opening is zero.
+func windowState(p Policy, now time.Time) (bool, occurrence) {
+	if p.BuildWindow == nil {
+		return true, occurrence{}
+	}
+	o := p.BuildWindow.current(now)
+	return o.contains(now), o
+}
+
+func decideUpdate(u BaseImageUpdate, p Policy, now time.Time) Decision {
+	level, err := parseSecurityLevel(string(u.Level))
+	if err != nil {
+		level = LevelUnknown // the brief: unknown updates fall back to the unknown window
+	}
+	window := p.windowFor(level)
+	released, skewed := u.ReleasedAt, u.ReleasedAt.After(now)
+	if skewed {
+		released = now // the image exists, so it was released by now
+	}
+	d := Decision{Trigger: TriggerBaseImageUpdate, Level: level}
+	var o occurrence
+	d.InWindow, o = windowState(p, now)
+	d.NextWindowStart, d.NextWindowEnd = o.start, o.end
+	r := newReasoner(p)
+	subject := r.updateSubject(u, level, skewed)
+
+	if window.IsManual() {
+		d.Action = AwaitingApproval
+		d.Reason = subject + r.awaitingApproval(level, u.ApprovalHint)
+		return d
+	}
+	if window.IsImmediate() {
+		d.Action, d.Deadline = RebuildNow, released
+		d.Reason = subject + fmt.Sprintf("; rebuild now because the %s window is immediate.", level)
+		return d
+	}
+	span, _ := window.Duration()
+	d.Deadline = released.Add(span)
+	due := fmt.Sprintf("due by %s (%s window %s)", r.time(d.Deadline), level, formatDuration(span))
+	switch {
+	case !now.Before(d.Deadline):
+		d.Action = RebuildNow
+		d.Reason = subject + "; rebuild now: overdue, it was " + due + "."
+	case p.BuildWindow == nil:
+		d.Action = RebuildNow
+		d.Reason = subject + "; rebuild now, " + due + ", no build window set."
+	case d.InWindow:
+		d.Action = RebuildNow
+		d.Reason = subject + fmt.Sprintf("; rebuild now inside the build window (open until %s), %s.", r.time(o.end), due)
+	case o.start.Before(d.Deadline):
+		d.Action = Deferred
+		d.Reason = subject + fmt.Sprintf("; rebuild deferred until the build window opens at %s (until %s), %s.",
+			r.time(o.start), r.time(o.end), due)
+	default:
+		d.Action = RebuildNow
+		d.Reason = subject + fmt.Sprintf("; rebuild now: %s, and the next build window only opens at %s.",
+			due, r.time(o.start))
+	}
+	return d
+}
+
+func decideAge(a ImageAge, p Policy, now time.Time) Decision {
+	created, skewed := a.CreatedAt, a.CreatedAt.After(now)
+	if skewed {
+		created = now
+	}
+	d := Decision{Trigger: TriggerMaxAge, Deadline: created.Add(p.MaxAge)}
+	var o occurrence
+	d.InWindow, o = windowState(p, now)
+	d.NextWindowStart, d.NextWindowEnd = o.start, o.end
+	r := newReasoner(p)
+	subject := r.ageSubject(a, skewed, p.MaxAge, d.Deadline, !now.Before(d.Deadline))
+
+	if !now.Before(d.Deadline) {
+		d.Action = RebuildNow
+		d.Reason = subject + "; rebuild now."
+		return d
+	}
+	if p.BuildWindow == nil {
+		d.Action = NothingToDo
+		d.Reason = subject + "; it is rebuilt then (no build window set)."
+		return d
+	}
+	// Aim for the last opening before the deadline, so the AMI lives as long
+	// as it may yet never outlives its best-before.
+	last, ok := p.BuildWindow.lastStartingBefore(d.Deadline)
+	if !ok || !last.start.After(created) {
+		// No opening falls in the AMI's life: waiting for one would rebuild
+		// it right after every build, so the deadline itself is the trigger.
+		d.Action = NothingToDo
+		d.Reason = subject + "; no build window opens between its creation and then, so it is rebuilt then."
+		return d
+	}
+	switch {
+	case last.contains(now):
+		d.Action = RebuildNow
+		d.Reason = subject + fmt.Sprintf("; rebuild now in the last build window before then (open until %s).", r.time(last.end))
+	case !now.Before(last.end):
+		d.Action = RebuildNow
+		d.Reason = subject + fmt.Sprintf("; rebuild now: the last build window before then closed at %s.", r.time(last.end))
+	case o.start.Equal(last.start):
+		d.Action = Deferred
+		d.Reason = subject + fmt.Sprintf("; rebuild deferred until the build window opens at %s (until %s), the last before then.",
+			r.time(last.start), r.time(last.end))
+	default:
+		d.Action = NothingToDo
+		d.Reason = subject + fmt.Sprintf("; it is rebuilt in the build window opening at %s.", r.time(last.start))
+	}
+	return d
+}
+
+func checkBudget(d *Decision, in CostInput, p Policy) error {
+	est, err := estimate(in, p)
+	if err != nil {
+		return fmt.Errorf("budget check: %w", err)
+	}
+	limit, urgent := p.Budget.MonthlyUSD, d.Trigger == TriggerBaseImageUpdate && d.Level == LevelCritical
+	if urgent {
+		limit += p.Budget.UrgentUSD
+	}
+	d.BudgetChecked = true
+	d.EstimatedMonthlyUSD = est.TotalUSD
+	d.BudgetLimitUSD = limit
+	d.OverBudget = est.TotalUSD > limit
+	verdict := "within"
+	if d.OverBudget {
+		verdict = "over"
+	}
+	kind := "monthly budget"
+	if urgent {
+		kind = "monthly plus urgent budget for critical rebuilds"
+	}
+	d.BudgetReason = fmt.Sprintf("Estimated cost %s/month is %s the %s of %s/month.",
+		formatUSD(est.TotalUSD), verdict, kind, formatUSD(limit))
+	return nil
+}
+
+func mostUrgent(ds []Decision) Decision {
+	if len(ds) == 0 {
+		return Decision{Action: NothingToDo, InWindow: true, Reason: "Nothing changed."}
+	}
+	best := ds[0]
+	for _, d := range ds[1:] {
+		switch {
+		case d.Action > best.Action:
+			best = d
+		case d.Action == best.Action && !d.Deadline.IsZero() &&
+			(best.Deadline.IsZero() || d.Deadline.Before(best.Deadline)):
+			best = d
+		}
+	}
+	return best
+}
