@@ -233,3 +233,11 @@ func TarSource(path string, m *Manifest) objects.Source { return newTarSource(pa
 
 // RawImageSource serves the blocks of a raw image manifest m from r.
 func RawImageSource(r io.ReaderAt, m *Manifest) objects.Source { return newRawImageSource(r, m) }
+
+// WriteStatCache records in the stat cache at cachePath the current stat of
+// every regular file of m under root, with m's digest, so that the next
+// FromDirectory of root reads nothing. Only a caller that has just made root
+// equal to m (the patch engine) may vouch for that.
+func WriteStatCache(root string, m *Manifest, cachePath string) error {
+	return writeStatCache(root, m, cachePath)
+}
