@@ -13,8 +13,8 @@ import (
 	"time"
 )
 
-// startTimeout bounds how long a fresh moto_server may take to answer; it is
-// ready in about half a second on an idle machine.
+// startTimeout bounds how long a fresh server may take to answer; it is
+// ready in about a second on an idle machine.
 const startTimeout = 60 * time.Second
 
 func lookBinary(binary string) (string, error) {
@@ -29,17 +29,27 @@ func lookBinary(binary string) (string, error) {
 }
 
 func start(ctx context.Context, opts Options) (*Server, error) {
-	path, err := lookBinary(opts.Binary)
+	python, err := findPython(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	scriptDir, script, err := writeScript()
 	if err != nil {
 		return nil, err
 	}
 	port := opts.Port
 	if port == 0 {
 		if port, err = freePort(); err != nil {
-			return nil, fmt.Errorf("pick a port for moto_server: %w", err)
+			os.RemoveAll(scriptDir)
+			return nil, fmt.Errorf("pick a port for moto: %w", err)
 		}
 	}
-	cmd := exec.Command(path, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
+	pending, err := pendingJSON(opts.Pending)
+	if err != nil {
+		os.RemoveAll(scriptDir)
+		return nil, err
+	}
+	cmd := exec.Command(python, script, "-H", "127.0.0.1", "-p", strconv.Itoa(port), "--pending", pending)
 	// Its own process group, so Stop reaches the server's children too.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	// MOTO_ACCOUNT_ID would override AssumeRole accounts (research/moto.md).
@@ -47,15 +57,17 @@ func start(ctx context.Context, opts Options) (*Server, error) {
 	if opts.LogPath != "" {
 		logFile, err := os.OpenFile(opts.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
+			os.RemoveAll(scriptDir)
 			return nil, fmt.Errorf("open moto log %s: %w", opts.LogPath, err)
 		}
 		defer logFile.Close()
 		cmd.Stdout, cmd.Stderr = logFile, logFile
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", path, err)
+		os.RemoveAll(scriptDir)
+		return nil, fmt.Errorf("start %s %s: %w", python, script, err)
 	}
-	s := &Server{URL: fmt.Sprintf("http://127.0.0.1:%d", port), Port: port, cmd: cmd, done: make(chan struct{})}
+	s := &Server{URL: fmt.Sprintf("http://127.0.0.1:%d", port), Port: port, cmd: cmd, done: make(chan struct{}), scriptDir: scriptDir}
 	go func() { _ = cmd.Wait(); close(s.done) }()
 	if err := s.waitReady(ctx); err != nil {
 		_ = s.stop()
@@ -71,12 +83,13 @@ func (s *Server) waitReady(ctx context.Context) error {
 	for {
 		select {
 		case <-s.done:
-			return fmt.Errorf("moto_server on port %d exited during start (see its log)", s.Port)
+			return fmt.Errorf("moto on port %d exited during start (see its log)", s.Port)
 		case <-ctx.Done():
-			return fmt.Errorf("moto_server on port %d did not answer within %s", s.Port, startTimeout)
+			return fmt.Errorf("moto on port %d did not answer within %s", s.Port, startTimeout)
 		case <-time.After(100 * time.Millisecond):
 		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/moto-api/", nil)
+		// The harness endpoint answers only once the additions are in place.
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+controlPath, nil)
 		resp, err := client.Do(req)
 		if err != nil {
 			continue
@@ -105,6 +118,7 @@ func (s *Server) reset(ctx context.Context) error {
 }
 
 func (s *Server) stop() error {
+	defer os.RemoveAll(s.scriptDir)
 	pid := s.cmd.Process.Pid
 	_ = syscall.Kill(-pid, syscall.SIGTERM)
 	select {
@@ -117,7 +131,7 @@ func (s *Server) stop() error {
 	case <-s.done:
 		return nil
 	case <-time.After(5 * time.Second):
-		return fmt.Errorf("moto_server (pid %d) did not exit", pid)
+		return fmt.Errorf("moto (pid %d) did not exit", pid)
 	}
 }
 
