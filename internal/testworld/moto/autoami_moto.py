@@ -34,7 +34,7 @@ import threading
 import time
 
 from moto.core.exceptions import JsonRESTError
-from moto.core.responses import ActionResult
+from moto.core.responses import ActionResult, EmptyResult
 from moto.core.utils import utcnow
 from moto.ebs import models as ebs_models
 from moto.ebs import responses as ebs_responses
@@ -72,7 +72,8 @@ ADDITIONS = [
     "accounts (ImageIds, Owners, ExecutableUsers, no arguments)",
     "Snapshots shared by createVolumePermission usable from the other account "
     "(DescribeSnapshots, CreateVolume, CopySnapshot); OwnerIds, "
-    "RestorableByUserIds",
+    "RestorableByUserIds; ModifySnapshotAttribute's CreateVolumePermission "
+    "form; aws/ebs-encrypted snapshots cannot be shared",
     "CopyImage from shared images; Encrypted, KmsKeyId, CopyImageTags, "
     "TagSpecifications; copies the image attributes and its snapshots",
     "GetEbsDefaultKmsKeyId, ResetEbsDefaultKmsKeyId; encryption by default "
@@ -902,6 +903,36 @@ def _is_aws_managed_ebs_key(backend, key_arn):
 
 EBSBackend.add_create_volume_permission = _add_create_volume_permission
 EBSBackend.remove_create_volume_permission = _remove_create_volume_permission
+
+
+def _modify_snapshot_attribute_response(self):
+    # GAP: moto reads only the OperationType + UserIds form; the
+    # CreateVolumePermission.Add/Remove form (what aws-sdk-go-v2 sends) is
+    # silently ignored. AWS: both forms add or remove createVolumePermission.
+    snapshot_id = self._get_param("SnapshotId")
+    self.error_on_dryrun()
+    permission = self._get_param("CreateVolumePermission") or {}
+    add = list(permission.get("Add") or [])
+    remove = list(permission.get("Remove") or [])
+    operation = self._get_param("OperationType")
+    if operation in ("add", "remove"):
+        plain = [{"UserId": u} for u in self._get_param("UserIds", [])]
+        plain += [{"Group": g} for g in self._get_param("GroupNames", [])]
+        (add if operation == "add" else remove).extend(plain)
+    if not add and not remove:
+        raise MissingParameterError("CreateVolumePermission")
+
+    def split(perms):
+        return [p["UserId"] for p in perms if p.get("UserId")], [p["Group"] for p in perms if p.get("Group")]
+
+    if add:
+        users, groups = split(add)
+        self.ec2_backend.add_create_volume_permission(snapshot_id, user_ids=users, groups=groups)
+    if remove:
+        users, groups = split(remove)
+        self.ec2_backend.remove_create_volume_permission(snapshot_id, user_ids=users, groups=groups)
+    return EmptyResult()
+ElasticBlockStore.modify_snapshot_attribute = _modify_snapshot_attribute_response
 
 
 def _describe_snapshots(self, snapshot_ids=None, filters=None, owner_ids=None, restorable_by=None):

@@ -1,0 +1,120 @@
+// Package qemuboot boots a raw disk image under qemu-system-x86_64 and waits
+// for it to come up on the serial console: the boot tests' proof that a
+// volume the unpacker made would boot as an AMI (bootloader, kernel,
+// initramfs, root found by label), with SeaBIOS for BIOS and OVMF for UEFI.
+//
+// The disk is attached as NVMe, as on EC2 Nitro instances, and opened with
+// qemu's -snapshot so the image itself is never written. KVM is used when
+// /dev/kvm can be opened, software emulation (TCG) otherwise. Boot kills qemu
+// by its own process group before returning, on success and failure alike.
+package qemuboot
+
+import (
+	"context"
+	"log/slog"
+	"regexp"
+	"testing"
+	"time"
+)
+
+// Firmware selects the machine's firmware.
+type Firmware string
+
+const (
+	// BIOS boots with SeaBIOS (qemu's default firmware).
+	BIOS Firmware = "bios"
+	// UEFI boots with OVMF.
+	UEFI Firmware = "uefi"
+)
+
+// Disk selects how the image is attached.
+type Disk string
+
+const (
+	// NVMe attaches the image as an NVMe namespace, like EBS on Nitro.
+	NVMe Disk = "nvme"
+	// Virtio attaches it as a virtio-blk disk.
+	Virtio Disk = "virtio"
+	// IDE attaches it to the PIIX IDE controller.
+	IDE Disk = "ide"
+)
+
+// Default OVMF firmware files of Debian's ovmf package.
+const (
+	DefaultOVMFCode = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+	DefaultOVMFVars = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+)
+
+// InstallHint names the Debian packages Boot needs.
+const InstallHint = "install qemu-system-x86 and ovmf (listed in scripts/test-deps.txt)"
+
+// DefaultReady is the console text that means "booted": a login prompt.
+var DefaultReady = regexp.MustCompile(`login:`)
+
+// Options configure Boot.
+type Options struct {
+	// Image is the raw disk image (a file; a loop device's backing file).
+	Image string
+	// Firmware is BIOS or UEFI; empty means BIOS.
+	Firmware Firmware
+	// Disk is how the image is attached; empty means NVMe.
+	Disk Disk
+	// Ready is matched against the console output; empty means DefaultReady.
+	Ready *regexp.Regexp
+	// Timeout bounds the whole boot; 0 means 3 minutes.
+	Timeout time.Duration
+	// MemoryMiB is the guest's memory; 0 means 512.
+	MemoryMiB int
+	// ConsoleLog is the file receiving the serial console; empty means a
+	// temporary file that Boot removes.
+	ConsoleLog string
+	// OVMFCode and OVMFVars override the UEFI firmware files.
+	OVMFCode, OVMFVars string
+	// Accel is "kvm" or "tcg"; empty picks kvm when /dev/kvm can be opened.
+	Accel string
+	// Binary is the qemu executable; empty means qemu-system-x86_64 on PATH.
+	Binary string
+	// Logger receives the command line and the outcome; nil discards.
+	Logger *slog.Logger
+}
+
+// Result describes a successful boot.
+type Result struct {
+	// Elapsed is the wall time from starting qemu to the Ready match.
+	Elapsed time.Duration
+	// Match is the text Ready matched.
+	Match string
+	// Console is everything the serial console showed up to the match.
+	Console string
+	// Accel is the accelerator used ("kvm" or "tcg").
+	Accel string
+}
+
+// Boot starts qemu on opts.Image and waits for opts.Ready on the serial
+// console. It returns an error, holding the last console lines, when the
+// machine stops (a kernel panic with panic=-1 ends the run through
+// -no-reboot) or the timeout passes first. qemu is always stopped.
+func Boot(ctx context.Context, opts Options) (*Result, error) { return boot(ctx, opts) }
+
+// Check reports whether qemu and, for UEFI, the OVMF files are installed,
+// with InstallHint in the error when they are not.
+func Check(opts Options) error { return check(opts) }
+
+// LastLines returns the last n lines of console output, carriage returns
+// and other control characters removed, for failure messages.
+func LastLines(console string, n int) string { return lastLines(console, n) }
+
+// MustBoot is Boot for tests: it fails t (with the last console lines) when
+// the image does not boot, and logs the wall time when it does.
+func MustBoot(t testing.TB, opts Options) *Result {
+	t.Helper()
+	if err := Check(opts); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Boot(context.Background(), opts)
+	if err != nil {
+		t.Fatalf("boot %s (%s): %v", opts.Image, firmwareOr(opts.Firmware), err)
+	}
+	t.Logf("booted %s (%s, %s) to %q in %s", opts.Image, firmwareOr(opts.Firmware), res.Accel, res.Match, res.Elapsed.Round(10*time.Millisecond))
+	return res
+}
