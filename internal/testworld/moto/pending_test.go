@@ -41,7 +41,9 @@ func TestPendingStatesAndWaiters(t *testing.T) {
 		BlockDeviceMappings: []types.BlockDeviceMapping{{DeviceName: aws.String("/dev/xvda"), Ebs: &types.EbsBlockDevice{SnapshotId: aws.String(snapID)}}}})
 	wantCode(t, err, "IncorrectState")
 
-	fast := func(o *ec2.SnapshotCompletedWaiterOptions) { o.MinDelay, o.MaxDelay = 100*time.Millisecond, 200*time.Millisecond }
+	fast := func(o *ec2.SnapshotCompletedWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 100*time.Millisecond, 200*time.Millisecond
+	}
 	if err := ec2.NewSnapshotCompletedWaiter(c, fast).Wait(ctx, &ec2.DescribeSnapshotsInput{SnapshotIds: []string{snapID}}, 30*time.Second); err != nil {
 		t.Fatalf("snapshot completed waiter: %v", err)
 	}
@@ -50,7 +52,9 @@ func TestPendingStatesAndWaiters(t *testing.T) {
 	if st := describeImage(t, ctx, c, image).State; st != types.ImageStatePending {
 		t.Fatalf("new image state %s, want pending", st)
 	}
-	fastImage := func(o *ec2.ImageAvailableWaiterOptions) { o.MinDelay, o.MaxDelay = 100*time.Millisecond, 200*time.Millisecond }
+	fastImage := func(o *ec2.ImageAvailableWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 100*time.Millisecond, 200*time.Millisecond
+	}
 	if err := ec2.NewImageAvailableWaiter(c, fastImage).Wait(ctx, &ec2.DescribeImagesInput{ImageIds: []string{image}}, 30*time.Second); err != nil {
 		t.Fatalf("image available waiter: %v", err)
 	}
@@ -96,7 +100,9 @@ func TestImageStateOverride(t *testing.T) {
 	if im.State != types.ImageStateFailed || im.StateReason == nil || aws.ToString(im.StateReason.Message) != "copy failed: test" {
 		t.Fatalf("state %s reason %+v", im.State, im.StateReason)
 	}
-	fast := func(o *ec2.ImageAvailableWaiterOptions) { o.MinDelay, o.MaxDelay = 100*time.Millisecond, 200*time.Millisecond }
+	fast := func(o *ec2.ImageAvailableWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 100*time.Millisecond, 200*time.Millisecond
+	}
 	if err := ec2.NewImageAvailableWaiter(c, fast).Wait(ctx, &ec2.DescribeImagesInput{ImageIds: []string{image}}, 10*time.Second); err == nil {
 		t.Fatal("image available waiter succeeded on a failed image")
 	}

@@ -86,7 +86,7 @@ func TestSharedSnapshotUsableInTheAccountItNames(t *testing.T) {
 	shared := snapshot(t, ctx, owner, 4, true, key)
 	private := snapshot(t, ctx, owner, 4, false, "")
 	if _, err := owner.ModifySnapshotAttribute(ctx, &ec2.ModifySnapshotAttributeInput{SnapshotId: aws.String(shared),
-		Attribute: types.SnapshotAttributeNameCreateVolumePermission,
+		Attribute:              types.SnapshotAttributeNameCreateVolumePermission,
 		CreateVolumePermission: &types.CreateVolumePermissionModifications{Add: []types.CreateVolumePermission{{UserId: aws.String(otherAccount)}}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestSnapshotWithManagedKeyCannotBeShared(t *testing.T) {
 	owner := ec2As(t, ctx, DefaultAccountID, region)
 	snap := snapshot(t, ctx, owner, 1, true, "")
 	_, err := owner.ModifySnapshotAttribute(ctx, &ec2.ModifySnapshotAttributeInput{SnapshotId: aws.String(snap),
-		Attribute: types.SnapshotAttributeNameCreateVolumePermission,
+		Attribute:              types.SnapshotAttributeNameCreateVolumePermission,
 		CreateVolumePermission: &types.CreateVolumePermissionModifications{Add: []types.CreateVolumePermission{{UserId: aws.String(otherAccount)}}}})
 	wantCode(t, err, "InvalidParameter")
 }
