@@ -1,0 +1,89 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/autoami/terraform-provider-autoami/internal/unpacker/manifest"
+	"github.com/autoami/terraform-provider-autoami/internal/unpacker/wire"
+)
+
+// maxManifestBytes bounds a manifest download (a tree of millions of files
+// is a few hundred MiB).
+const maxManifestBytes = 1 << 30
+
+var zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
+
+// fetchManifest downloads a manifest (plain or zstd-compressed), parses it
+// and checks that its digest is the revision asked for: a presigned URL is
+// not trusted to name the right content.
+func (d *daemon) fetchManifest(ctx context.Context, rawURL, revision string) (*manifest.Manifest, error) {
+	where := redactURL(rawURL)
+	c := retryablehttp.NewClient()
+	c.HTTPClient = d.cfg.HTTPClient
+	c.Logger = nil // the query of a presigned URL is a credential
+	c.RetryMax = 5
+	c.RetryWaitMin, c.RetryWaitMax = 200*time.Millisecond, 5*time.Second
+	c.ErrorHandler = retryablehttp.PassthroughErrorHandler
+	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return nil, wire.Errorf(wire.CodeBadRequest, "manifest URL %s of revision %s: %v", where, revision, err)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("fetch manifest of revision %s from %s: %w", revision, where, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return nil, fmt.Errorf("fetch manifest of revision %s from %s: HTTP %s: %q", revision, where, resp.Status, msg)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxManifestBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("fetch manifest of revision %s from %s: %w", revision, where, err)
+	}
+	if len(b) > maxManifestBytes {
+		return nil, fmt.Errorf("manifest of revision %s from %s is larger than %d bytes", revision, where, maxManifestBytes)
+	}
+	if bytes.HasPrefix(b, zstdMagic) {
+		dec, err := zstd.NewReader(nil, zstd.WithDecoderMaxMemory(maxManifestBytes))
+		if err != nil {
+			return nil, err
+		}
+		b, err = dec.DecodeAll(b, nil)
+		dec.Close()
+		if err != nil {
+			return nil, fmt.Errorf("decompress manifest of revision %s from %s: %w", revision, where, err)
+		}
+	}
+	m, err := manifest.Unmarshal(b)
+	if err != nil {
+		return nil, fmt.Errorf("manifest of revision %s from %s: %w", revision, where, err)
+	}
+	got, err := m.Digest()
+	if err != nil {
+		return nil, fmt.Errorf("digest of manifest from %s: %w", where, err)
+	}
+	if got.String() != revision {
+		return nil, wire.Errorf(wire.CodeBadRequest, "manifest from %s has digest %s, not the revision %s asked for", where, got, revision)
+	}
+	return m, nil
+}
+
+// redactURL keeps scheme, host and path: the query of a presigned URL is a
+// credential and never goes into logs or errors.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Scheme + "://" + u.Host + u.Path
+}

@@ -1,0 +1,178 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Linux's FIFREEZE and FITHAW ioctls (_IOWR('X', 119/120, int)); x/sys/unix
+// does not define them.
+const (
+	ioctlFIFREEZE = 0xC0045877
+	ioctlFITHAW   = 0xC0045878
+)
+
+// isMountPoint reports whether dir is a mount point in this mount namespace.
+func isMountPoint(dir string) (bool, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return false, fmt.Errorf("read mount table: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 4 && unescapeMountPath(fields[4]) == dir {
+			return true, nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return false, fmt.Errorf("read mount table: %w", err)
+	}
+	return false, nil
+}
+
+// unescapeMountPath undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMountPath(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// mountRoot mounts the root file system dev (of type fstype) at dir unless
+// something is mounted there already.
+func mountRoot(dev, fstype, dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create mount point %s: %w", dir, err)
+	}
+	mounted, err := isMountPoint(dir)
+	if err != nil || mounted {
+		return err
+	}
+	if fstype == "" {
+		fstype = "ext4"
+	}
+	if err := unix.Mount(dev, dir, fstype, 0, ""); err != nil {
+		return fmt.Errorf("mount %s (%s) at %s: %w", dev, fstype, dir, err)
+	}
+	return nil
+}
+
+// unmountRoot syncs and unmounts dir if it is mounted.
+func unmountRoot(dir string) error {
+	mounted, err := isMountPoint(dir)
+	if err != nil || !mounted {
+		return err
+	}
+	if err := syncFS(dir); err != nil {
+		return err
+	}
+	if err := unix.Unmount(dir, 0); err != nil {
+		return fmt.Errorf("unmount %s: %w", dir, err)
+	}
+	return nil
+}
+
+// syncFS flushes the file system holding dir to its device (syncfs(2)).
+func syncFS(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync file system at %s: %w", dir, err)
+	}
+	defer f.Close()
+	if err := unix.Syncfs(int(f.Fd())); err != nil {
+		return fmt.Errorf("sync file system at %s: %w", dir, err)
+	}
+	return nil
+}
+
+// syncDevice flushes a block device's buffered writes (the boot loaders go
+// to partitions outside the root file system).
+func syncDevice(dev string) error {
+	f, err := os.OpenFile(dev, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("sync device %s: %w", dev, err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync device %s: %w", dev, err)
+	}
+	return nil
+}
+
+// freezeFS freezes the file system mounted at dir; frozen already is fine.
+func freezeFS(dir string) error {
+	return fsIoctl(dir, ioctlFIFREEZE, "freeze", unix.EBUSY)
+}
+
+// thawFS thaws the file system mounted at dir; not frozen is fine.
+func thawFS(dir string) error {
+	return fsIoctl(dir, ioctlFITHAW, "thaw", unix.EINVAL)
+}
+
+func fsIoctl(dir string, req uint, what string, harmless unix.Errno) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("%s file system at %s: %w", what, dir, err)
+	}
+	defer f.Close()
+	if err := unix.IoctlSetInt(int(f.Fd()), req, 0); err != nil && !errors.Is(err, harmless) {
+		return fmt.Errorf("%s file system at %s: %w", what, dir, err)
+	}
+	return nil
+}
+
+// checkFS runs the file system's own checker in preen mode on an unmounted
+// device (ext2/3/4 only; XFS replays its log at mount). Exit status 1 means
+// errors were corrected, which is fine.
+func checkFS(ctx context.Context, dev, fstype string) error {
+	switch fstype {
+	case "ext2", "ext3", "ext4", "":
+	default:
+		return nil
+	}
+	out, err := exec.CommandContext(ctx, "e2fsck", "-p", dev).CombinedOutput()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) && exit.ExitCode() == 1 {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("check file system on %s: e2fsck -p: %w: %s", dev, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// isBlank reports whether a device carries no partition table and no file
+// system signature (blkid -p exits with 2 when it finds nothing).
+func isBlank(ctx context.Context, dev string) (bool, string, error) {
+	out, err := exec.CommandContext(ctx, "blkid", "-p", "-o", "export", dev).CombinedOutput()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) && exit.ExitCode() == 2 {
+		return true, "", nil
+	}
+	if err != nil {
+		return false, "", fmt.Errorf("probe %s for signatures: blkid: %w: %s", dev, err, strings.TrimSpace(string(out)))
+	}
+	return false, strings.Join(strings.Fields(string(out)), " "), nil
+}

@@ -1,0 +1,94 @@
+package daemon
+
+import (
+	"context"
+
+	"github.com/autoami/terraform-provider-autoami/internal/unpacker/wire"
+)
+
+func (d *daemon) prepareForSnapshot(ctx context.Context, req wire.PrepareForSnapshotRequest) (wire.Stream, error) {
+	s, err := d.streamByName(req.Stream)
+	if err != nil {
+		return wire.Stream{}, err
+	}
+	if err := validRevision("revision", req.Revision); err != nil {
+		return wire.Stream{}, err
+	}
+	var want wire.StreamState
+	switch req.Mode {
+	case wire.SnapshotFreeze:
+		want = wire.StateFrozen
+	case wire.SnapshotUnmount:
+		want = wire.StateUnmountedForSnapshot
+	default:
+		return wire.Stream{}, wire.Errorf(wire.CodeBadRequest, "snapshot mode %q of stream %q is not %q or %q", req.Mode, req.Stream, wire.SnapshotFreeze, wire.SnapshotUnmount)
+	}
+	s.touch()
+	err = s.do(ctx, func() error {
+		s.mu.Lock()
+		st, rev := s.state, s.revision
+		if st == want && rev == req.Revision {
+			s.mu.Unlock()
+			return nil // prepared already
+		}
+		if st != wire.StateClean || rev != req.Revision {
+			defer s.mu.Unlock()
+			return s.conflictWithLock("prepare a snapshot of revision " + req.Revision + " of")
+		}
+		s.mu.Unlock()
+		// Record the mode first: a restart then knows a frozen file system
+		// may need thawing. The content stays clean at the revision.
+		if err := d.store.updateStream(s.name, func(p *persistedStream) { p.Snapshot = req.Mode }); err != nil {
+			return err
+		}
+		if err := syncFS(s.mountDir); err != nil {
+			return err
+		}
+		var err error
+		if req.Mode == wire.SnapshotFreeze {
+			err = freezeFS(s.mountDir)
+		} else {
+			err = unmountRoot(s.mountDir)
+		}
+		if err != nil {
+			_ = d.store.updateStream(s.name, func(p *persistedStream) { p.Snapshot = "" })
+			return err
+		}
+		s.setState(want)
+		d.log.Info("stream prepared for snapshot", "stream", s.name, "revision", rev, "mode", req.Mode)
+		return nil
+	})
+	return s.view(), err
+}
+
+func (d *daemon) release(ctx context.Context, req wire.ReleaseRequest) (wire.Stream, error) {
+	s, err := d.streamByName(req.Stream)
+	if err != nil {
+		return wire.Stream{}, err
+	}
+	s.touch()
+	err = s.do(ctx, func() error {
+		s.mu.Lock()
+		st, layout := s.state, s.layout
+		s.mu.Unlock()
+		switch st {
+		case wire.StateFrozen:
+			if err := thawFS(s.mountDir); err != nil {
+				return err
+			}
+		case wire.StateUnmountedForSnapshot:
+			if err := mountRoot(layout.Root.Device, layout.Root.Filesystem, s.mountDir); err != nil {
+				return err
+			}
+		default:
+			return nil // nothing to release: idempotent
+		}
+		if err := d.store.updateStream(s.name, func(p *persistedStream) { p.Snapshot = "" }); err != nil {
+			return err
+		}
+		s.setState(wire.StateClean)
+		d.log.Info("stream released", "stream", s.name)
+		return nil
+	})
+	return s.view(), err
+}

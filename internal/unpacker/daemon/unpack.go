@@ -1,0 +1,432 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/autoami/terraform-provider-autoami/internal/unpacker/manifest"
+	"github.com/autoami/terraform-provider-autoami/internal/unpacker/patch"
+	"github.com/autoami/terraform-provider-autoami/internal/unpacker/volume"
+	"github.com/autoami/terraform-provider-autoami/internal/unpacker/wire"
+)
+
+// unpackJob is one unpack of a stream to a revision.
+type unpackJob struct {
+	revision    string
+	manifestURL string
+	queue       *urlQueue
+	cancel      context.CancelFunc
+	finished    chan struct{} // closed when the job's goroutine ends
+
+	mu         sync.Mutex
+	phase      wire.StreamState
+	started    time.Time
+	finishedAt time.Time
+	missing    int64 // objects the volume lacked at the scan
+	err        error
+	result     patch.Result
+}
+
+func (j *unpackJob) progress() wire.Progress {
+	c := j.queue.counters()
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	p := wire.Progress{
+		Revision:            j.revision,
+		Phase:               j.phase,
+		ObjectsTotal:        c.objectsTotal,
+		ObjectsDone:         c.objectsDone,
+		BytesTotal:          c.bytesTotal,
+		BytesDone:           c.bytesDone,
+		ObjectsAwaitingURLs: j.queue.awaiting(),
+		ETASeconds:          -1,
+		StartedAt:           j.started,
+		FinishedAt:          j.finishedAt,
+	}
+	if !c.firstFetch.IsZero() {
+		end := time.Now()
+		if !j.finishedAt.IsZero() {
+			end = j.finishedAt
+		}
+		if secs := end.Sub(c.firstFetch).Seconds(); secs > 0 {
+			p.BytesPerSecond = float64(c.bytesDone) / secs
+		}
+		if p.BytesPerSecond > 0 && j.finishedAt.IsZero() {
+			p.ETASeconds = float64(c.bytesTotal-c.bytesDone) / p.BytesPerSecond
+		}
+	}
+	if !j.finishedAt.IsZero() {
+		p.ETASeconds = 0
+	}
+	return p
+}
+
+func (j *unpackJob) running() bool {
+	select {
+	case <-j.finished:
+		return false
+	default:
+		return true
+	}
+}
+
+func validRevision(field, r string) error {
+	if err := wire.ValidateObjectHash(r); err != nil {
+		return wire.Errorf(wire.CodeBadRequest, "%s %q is not a revision digest (64 lower-case hex digits)", field, r)
+	}
+	return nil
+}
+
+func (d *daemon) unpack(ctx context.Context, req wire.UnpackRequest) (wire.UnpackStatus, error) {
+	s, err := d.streamByName(req.Stream)
+	if err != nil {
+		return wire.UnpackStatus{}, err
+	}
+	if err := validRevision("revision", req.Revision); err != nil {
+		return wire.UnpackStatus{}, err
+	}
+	if !strings.HasPrefix(req.ManifestURL, "https://") && !strings.HasPrefix(req.ManifestURL, "http://") {
+		return wire.UnpackStatus{}, wire.Errorf(wire.CodeBadRequest, "manifest_url of revision %s is not an http(s) URL", req.Revision)
+	}
+	s.touch()
+	err = s.do(ctx, func() error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		switch st := s.state; {
+		case (st == wire.StateClean || st == wire.StateFrozen || st == wire.StateUnmountedForSnapshot) && s.revision == req.Revision:
+			return nil // done already
+		case st.Busy() && s.job != nil && s.job.revision == req.Revision:
+			return nil // running already
+		case st == wire.StateFrozen || st == wire.StateUnmountedForSnapshot || st.Busy() ||
+			st == wire.StateNoDevice || st == wire.StateUnmounted && s.layout == nil:
+			return s.conflictWithLock("unpack revision " + req.Revision + " on")
+		}
+		// StateMounted, StateClean (another revision), StateDirty, or
+		// StateUnmounted with a known layout: start.
+		s.startJobWithLock(req)
+		return nil
+	})
+	if err != nil {
+		return wire.UnpackStatus{}, err
+	}
+	if len(req.ObjectURLs) > 0 {
+		return d.supplyObjectURLs(ctx, wire.ObjectURLsRequest{Stream: req.Stream, Revision: req.Revision, URLs: req.ObjectURLs})
+	}
+	return s.unpackStatus(req.Revision), nil
+}
+
+func (s *stream) startJobWithLock(req wire.UnpackRequest) {
+	ctx, cancel := context.WithCancel(context.Background())
+	job := &unpackJob{
+		revision:    req.Revision,
+		manifestURL: req.ManifestURL,
+		queue:       newURLQueue(s.d.fetcher, s.d.cfg.FetchParallel),
+		cancel:      cancel,
+		finished:    make(chan struct{}),
+		phase:       wire.StateFetchingManifest,
+		started:     time.Now(),
+	}
+	prev := struct {
+		state    wire.StreamState
+		revision string
+	}{s.state, s.revision}
+	s.job = job
+	s.lastErr = ""
+	s.setStateWithLock(wire.StateFetchingManifest)
+	s.d.metrics.unpacksStarted.Inc()
+	go func() {
+		defer close(job.finished)
+		defer cancel()
+		err := s.runUnpack(ctx, job)
+		s.finishJob(job, err, prev.state, prev.revision)
+	}()
+}
+
+// runUnpack does the work of an unpack; see HookManifest … HookClean.
+func (s *stream) runUnpack(ctx context.Context, job *unpackJob) error {
+	log := s.d.log.With("stream", s.name, "revision", job.revision)
+	m, err := s.d.fetchManifest(ctx, job.manifestURL, job.revision)
+	if err != nil {
+		return err
+	}
+	if m.Kind != manifest.KindTree {
+		return wire.Errorf(wire.CodeBadRequest, "revision %s is a raw image manifest: the daemon patches file trees only", job.revision)
+	}
+	if err := s.d.hook(HookManifest); err != nil {
+		return err
+	}
+
+	// The dirty marker is durable before anything on the volume changes.
+	rec, _ := s.d.store.stream(s.name)
+	wasDirty := rec.Dirty || rec.Revision == ""
+	if err := s.d.store.updateStream(s.name, func(p *persistedStream) {
+		p.Dirty, p.TargetRevision, p.Revision, p.Snapshot = true, job.revision, "", ""
+	}); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.revision, s.target = "", job.revision
+	layout, mountDir := s.layout, s.mountDir
+	s.mu.Unlock()
+	if err := s.d.hook(HookDirty); err != nil {
+		return err
+	}
+
+	mounted, err := isMountPoint(mountDir)
+	if err != nil {
+		return err
+	}
+	if !mounted {
+		if rec.Dirty {
+			if err := checkFS(ctx, layout.Root.Device, layout.Root.Filesystem); err != nil {
+				return err
+			}
+		}
+		if err := mountRoot(layout.Root.Device, layout.Root.Filesystem, mountDir); err != nil {
+			return err
+		}
+	}
+	cache := s.d.scanCachePath(s.volumeID)
+	if wasDirty {
+		// Re-verify every file: trust no cached scan of a volume whose
+		// content is not known to be a complete revision.
+		if err := os.Remove(cache); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("drop scan cache %s: %w", cache, err)
+		}
+	}
+
+	s.setJobPhase(job, wire.StateScanning)
+	opts := patch.Options{
+		AllowDevices:  true, // manifests come from the authenticated provider, root file systems have /dev nodes
+		StatCachePath: cache,
+		Parallel:      s.d.cfg.FetchParallel,
+		Progress:      func(p patch.Progress) { s.onPatchProgress(job, p) },
+		Hook: func(p patch.Point, _ string) error {
+			return s.d.hook("patch:" + string(p))
+		},
+		Logger: log,
+	}
+	plan, err := patch.Prepare(ctx, mountDir, m, opts)
+	if err != nil {
+		return fmt.Errorf("scan volume for revision %s: %w", job.revision, err)
+	}
+	missing := plan.Missing()
+	job.mu.Lock()
+	job.missing = int64(len(missing))
+	job.mu.Unlock()
+	log.Info("volume scanned", "missing_objects", len(missing))
+	s.setJobPhase(job, wire.StateFetching)
+	res, err := plan.Apply(ctx, job.queue)
+	if err != nil {
+		return fmt.Errorf("patch volume to revision %s: %w", job.revision, err)
+	}
+	job.mu.Lock()
+	job.result = res
+	job.mu.Unlock()
+
+	if s.origin == wire.OriginEmpty {
+		s.setJobPhase(job, wire.StateMakingBootable)
+		report, err := s.d.volumes.MakeBootable(ctx, layout, mountDir, volume.BootOptions{RootLabel: layout.Root.Label, Logger: log})
+		if err != nil {
+			return fmt.Errorf("make volume of revision %s bootable: %w", job.revision, err)
+		}
+		log.Info("volume made bootable", "written", report.Written, "entries", len(report.Entries))
+	}
+	s.setJobPhase(job, wire.StateSyncing)
+	if err := syncFS(mountDir); err != nil {
+		return err
+	}
+	if err := syncDevice(layout.Disk); err != nil {
+		return err
+	}
+	if err := s.d.hook(HookBootable); err != nil {
+		return err
+	}
+	if err := s.d.hook(HookClean); err != nil {
+		return err
+	}
+	if err := s.d.store.updateStream(s.name, func(p *persistedStream) {
+		p.Dirty, p.TargetRevision, p.Revision = false, "", job.revision
+	}); err != nil {
+		return err
+	}
+	log.Info("unpacked", "created", res.Created, "updated", res.Updated, "deleted", res.Deleted, "unchanged", res.Unchanged,
+		"objects_fetched", res.ObjectsFetched, "bytes_fetched", res.BytesFetched, "objects_missing", len(missing),
+		"bytes_written", res.BytesWritten, "duration", time.Since(job.started))
+	return nil
+}
+
+// finishJob records the end of an unpack: clean at the revision, or dirty
+// when the volume was touched, or back where it was when it was not.
+func (s *stream) finishJob(job *unpackJob, err error, prevState wire.StreamState, prevRevision string) {
+	rec, _ := s.d.store.stream(s.name)
+	job.mu.Lock()
+	job.err = err
+	job.finishedAt = time.Now()
+	job.phase = wire.StateClean
+	if err != nil {
+		job.phase = wire.StateDirty
+	}
+	res := job.result
+	job.mu.Unlock()
+	c := job.queue.counters()
+	s.d.metrics.objectsFetched.Add(float64(c.objectsDone))
+	s.d.metrics.bytesFetched.Add(float64(c.bytesDone))
+	s.d.metrics.urlsRejected.Add(float64(c.urlsRejected))
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case err == nil:
+		s.revision, s.target = job.revision, ""
+		s.setStateWithLock(wire.StateClean)
+		s.d.metrics.unpacksDone.WithLabelValues("ok").Inc()
+		s.d.metrics.bytesWritten.Add(float64(res.BytesWritten))
+		s.d.metrics.unpackSeconds.Observe(time.Since(job.started).Seconds())
+	case rec.Dirty:
+		s.lastErr = err.Error()
+		s.setStateWithLock(wire.StateDirty)
+		s.d.metrics.unpacksDone.WithLabelValues("error").Inc()
+		s.d.log.Error("unpack failed; stream is dirty", "stream", s.name, "revision", job.revision, "err", err)
+	default:
+		// Failed before touching the volume (manifest): nothing changed.
+		s.lastErr = err.Error()
+		s.revision = prevRevision
+		s.setStateWithLock(prevState)
+		s.d.metrics.unpacksDone.WithLabelValues("error").Inc()
+		s.d.log.Error("unpack failed before changing the volume", "stream", s.name, "revision", job.revision, "err", err)
+	}
+}
+
+func (s *stream) setJobPhase(job *unpackJob, phase wire.StreamState) {
+	job.mu.Lock()
+	job.phase = phase
+	job.mu.Unlock()
+	s.setState(phase)
+}
+
+func (s *stream) onPatchProgress(job *unpackJob, p patch.Progress) {
+	var phase wire.StreamState
+	switch p.Phase {
+	case patch.PhaseScanning:
+		phase = wire.StateScanning
+	case patch.PhaseFetching:
+		phase = wire.StateFetching
+	case patch.PhaseUpdating:
+		phase = wire.StateUpdating
+	case patch.PhaseSyncing:
+		phase = wire.StateSyncing
+	default:
+		return
+	}
+	job.mu.Lock()
+	changed := job.phase != phase
+	job.phase = phase
+	job.mu.Unlock()
+	if changed {
+		s.setState(phase)
+	} else {
+		s.mu.Lock()
+		s.notifyWithLock()
+		s.mu.Unlock()
+	}
+}
+
+// cancelJob stops a running unpack (the stream stays dirty).
+func (s *stream) cancelJob() {
+	s.mu.Lock()
+	job := s.job
+	s.mu.Unlock()
+	if job != nil {
+		job.cancel()
+	}
+}
+
+func (s *stream) waitJob() {
+	s.mu.Lock()
+	job := s.job
+	s.mu.Unlock()
+	if job != nil {
+		<-job.finished
+	}
+}
+
+// unpackStatus reports the unpack of revision on s.
+func (s *stream) unpackStatus(revision string) wire.UnpackStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := wire.UnpackStatus{Stream: s.viewWithLock()}
+	clean := s.state == wire.StateClean || s.state == wire.StateFrozen || s.state == wire.StateUnmountedForSnapshot
+	st.Done = clean && s.revision == revision
+	if job := s.job; job != nil && job.revision == revision {
+		job.mu.Lock()
+		st.MissingObjects = job.missing
+		if job.err != nil && !st.Done {
+			st.Error = job.err.Error()
+		}
+		job.mu.Unlock()
+		if job.running() {
+			st.WantedObjects = job.queue.wanted()
+		}
+	} else if !st.Done {
+		st.Error = fmt.Sprintf("no unpack of revision %s is running on stream %q (it is %s)", revision, s.name, s.describeWithLock())
+	}
+	return st
+}
+
+func (d *daemon) unpackStatus(ctx context.Context, req wire.UnpackStatusRequest) (wire.UnpackStatus, error) {
+	s, err := d.streamByName(req.Stream)
+	if err != nil {
+		return wire.UnpackStatus{}, err
+	}
+	if err := validRevision("revision", req.Revision); err != nil {
+		return wire.UnpackStatus{}, err
+	}
+	wait := min(time.Duration(req.WaitSeconds*float64(time.Second)), 60*time.Second)
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	first := s.unpackStatus(req.Revision)
+	for {
+		s.mu.Lock()
+		changed := s.changed
+		s.mu.Unlock()
+		st := s.unpackStatus(req.Revision)
+		if wait <= 0 || st.Done || st.Error != "" || len(st.WantedObjects) > 0 || st.Stream.State != first.Stream.State {
+			return st, nil
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			return s.unpackStatus(req.Revision), nil
+		case <-ctx.Done():
+			return s.unpackStatus(req.Revision), nil
+		}
+	}
+}
+
+func (d *daemon) supplyObjectURLs(ctx context.Context, req wire.ObjectURLsRequest) (wire.UnpackStatus, error) {
+	s, err := d.streamByName(req.Stream)
+	if err != nil {
+		return wire.UnpackStatus{}, err
+	}
+	if err := validRevision("revision", req.Revision); err != nil {
+		return wire.UnpackStatus{}, err
+	}
+	s.touch()
+	s.mu.Lock()
+	job := s.job
+	s.mu.Unlock()
+	if job == nil || job.revision != req.Revision || !job.running() {
+		// Late URLs for an unpack that ended are harmless.
+		return s.unpackStatus(req.Revision), nil
+	}
+	if _, err := job.queue.supply(req.URLs); err != nil {
+		return wire.UnpackStatus{}, err
+	}
+	return s.unpackStatus(req.Revision), nil
+}

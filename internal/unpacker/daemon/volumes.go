@@ -1,0 +1,22 @@
+package daemon
+
+import (
+	"context"
+
+	"github.com/autoami/terraform-provider-autoami/internal/unpacker/volume"
+)
+
+// volumePackage is Volumes backed by internal/unpacker/volume.
+type volumePackage struct{}
+
+func (volumePackage) Create(ctx context.Context, disk string, opts volume.CreateOptions) (*volume.Layout, error) {
+	return volume.Create(ctx, disk, opts)
+}
+
+func (volumePackage) Find(ctx context.Context, disk string, opts volume.FindOptions) (*volume.Layout, error) {
+	return volume.Find(ctx, disk, opts)
+}
+
+func (volumePackage) MakeBootable(ctx context.Context, layout *volume.Layout, rootDir string, opts volume.BootOptions) (*volume.BootReport, error) {
+	return volume.MakeBootable(ctx, layout, rootDir, opts)
+}
