@@ -369,14 +369,13 @@ func (s *scanner) linkHardLinks(m *Manifest) {
 			m.Entries[pi] = Entry{Path: primary, Type: TypeHardLink}
 		}
 		target := m.Entries[best].Path
-		m.Entries[pi].Link = target
+		if best != pi {
+			m.Entries[pi].Link = target
+		}
 		for _, li := range links {
 			if li != best {
 				m.Entries[li].Link = target
 			}
-		}
-		if best != pi {
-			m.Entries[pi].Link = target
 		}
 	}
 }

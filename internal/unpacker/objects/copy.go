@@ -18,7 +18,8 @@ func verifiedCopy(w io.Writer, r io.Reader, want Want) error {
 		return fmt.Errorf("object %s: declared size %d is outside 0..%d: %w", want.Digest, want.Size, MaxObjectSize, ErrMismatch)
 	}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(w, h), io.LimitReader(r, want.Size))
+	buf := make([]byte, min(max(want.Size, 512), 256<<10))
+	n, err := io.CopyBuffer(io.MultiWriter(w, h), io.LimitReader(r, want.Size), buf)
 	if err != nil {
 		return fmt.Errorf("object %s: copy after %d of %d bytes: %w", want.Digest, n, want.Size, err)
 	}

@@ -1,0 +1,433 @@
+package patch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/autoami/terraform-provider-autoami/internal/unpacker/manifest"
+	"github.com/autoami/terraform-provider-autoami/internal/unpacker/objects"
+)
+
+// apply runs the phases of a tree patch: stash, fetch, delete, create, set
+// metadata, remove staging, directory mtimes, sync.
+func (p *plan) apply(ctx context.Context, src objects.Source) (res Result, err error) {
+	if p.used {
+		return res, fmt.Errorf("patch %s: plan already applied", p.t.root)
+	}
+	p.used = true
+	defer p.release()
+	defer func() { res.Duration = time.Since(p.start) }()
+	root := p.t.root
+
+	touched := map[string]bool{} // directories whose entries changed
+	needStaging := len(p.stashes) > 0 || len(p.missing) > 0 || p.leftovers > 0
+	for i := range p.acts {
+		if k := p.acts[i].kind; k == actCreate || k == actLink {
+			needStaging = true
+		}
+	}
+	if needStaging {
+		if err := p.stage.ensure(); err != nil {
+			return res, fmt.Errorf("patch %s: %w", root, err)
+		}
+		touched[manifest.RootPath] = true
+	}
+
+	// Stash the content of files that are going away but needed elsewhere.
+	for _, s := range p.stashes {
+		if err := p.stage.stash(s.path, s.digest); err != nil {
+			return res, fmt.Errorf("patch %s: %w", root, err)
+		}
+		res.ObjectsReused++
+		if err := p.hook(PointStaged, s.path); err != nil {
+			return res, err
+		}
+	}
+	if err := p.fetch(ctx, src, &res); err != nil {
+		return res, err
+	}
+	if err := p.hook(PointFetched, ""); err != nil {
+		return res, err
+	}
+
+	var totalBytes int64
+	for i := range p.acts {
+		if p.acts[i].kind == actCreate {
+			totalBytes += p.want.Entries[i].Size
+		}
+	}
+	p.prog.phase(PhaseUpdating, len(p.deletes)+len(p.want.Entries)+len(p.metas), totalBytes)
+
+	if err := p.deleteAll(ctx, touched, &res); err != nil {
+		return res, err
+	}
+	if err := p.createAll(ctx, touched, &res); err != nil {
+		return res, err
+	}
+	if err := p.metadataAll(ctx); err != nil {
+		return res, err
+	}
+	if err := p.stage.remove(); err != nil {
+		return res, fmt.Errorf("patch %s: %w", root, err)
+	}
+	if err := p.dirMtimes(touched); err != nil {
+		return res, err
+	}
+
+	p.prog.phase(PhaseSyncing, 0, 0)
+	// One syncfs makes everything durable at once; per-file fsync would
+	// cost a journal commit each.
+	if err := unix.Syncfs(p.t.rootfd); err != nil {
+		return res, fmt.Errorf("patch %s: sync file system: %w", root, err)
+	}
+	if err := p.hook(PointSynced, ""); err != nil {
+		return res, err
+	}
+	if p.opts.StatCachePath != "" {
+		if err := manifest.WriteStatCache(root, p.want, p.opts.StatCachePath); err != nil {
+			// The patch is complete; a stale cache only costs a slower scan.
+			p.log.Warn("could not refresh the stat cache", "root", root, "err", err)
+		}
+	}
+	for i := range p.acts {
+		switch a := &p.acts[i]; {
+		case a.kind == actSame || (a.kind == actKeep && !a.meta):
+			res.Unchanged++
+		case a.existed:
+			res.Updated++
+		default:
+			res.Created++
+		}
+	}
+	res.Deleted = len(p.deletes)
+	res.BytesWritten += p.stage.written.Load()
+	p.prog.phase(PhaseDone, 0, 0)
+	p.log.Info("patched", "root", root, "created", res.Created, "updated", res.Updated,
+		"deleted", res.Deleted, "unchanged", res.Unchanged, "bytes_written", res.BytesWritten,
+		"objects_fetched", res.ObjectsFetched, "bytes_fetched", res.BytesFetched,
+		"objects_reused", res.ObjectsReused, "elapsed", time.Since(p.start))
+	return res, nil
+}
+
+// fetch obtains the missing objects from src into staging.
+func (p *plan) fetch(ctx context.Context, src objects.Source, res *Result) error {
+	if len(p.missing) == 0 {
+		return nil
+	}
+	root := p.t.root
+	if src == nil {
+		return fmt.Errorf("patch %s: %d objects are missing and no source was given", root, len(p.missing))
+	}
+	var total int64
+	for _, w := range p.missing {
+		total += w.Size
+	}
+	p.prog.phase(PhaseFetching, len(p.missing), total)
+	var hookErr error
+	p.stage.onPut = func(w objects.Want) {
+		p.prog.add(1, w.Size)
+	}
+	sink := &stagingSink{p: p, hookErr: &hookErr}
+	if err := src.Fetch(ctx, p.missing, sink); err != nil {
+		if hookErr != nil {
+			return hookErr
+		}
+		return fmt.Errorf("patch %s: fetch %d missing objects: %w", root, len(p.missing), err)
+	}
+	for _, w := range p.missing {
+		if !p.stage.has(w.Digest) {
+			return fmt.Errorf("patch %s: the source did not deliver object %s", root, w.Digest)
+		}
+		res.ObjectsFetched++
+		res.BytesFetched += w.Size
+	}
+	return nil
+}
+
+// stagingSink is the staging directory as the Sink given to the source,
+// calling the hook after each object.
+type stagingSink struct {
+	p       *plan
+	hookErr *error
+}
+
+func (s *stagingSink) Put(ctx context.Context, want objects.Want, r io.Reader) error {
+	if err := s.p.stage.Put(ctx, want, r); err != nil {
+		return err
+	}
+	if err := s.p.hook(PointStaged, want.Digest.String()); err != nil {
+		*s.hookErr = err
+		return err
+	}
+	return nil
+}
+
+// deleteAll removes the current entries the manifest does not keep.
+func (p *plan) deleteAll(ctx context.Context, touched map[string]bool, res *Result) error {
+	for _, ci := range p.deletes {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		c := &p.cur.Entries[ci]
+		fd, name, err := p.t.parent(c.Path)
+		if err != nil {
+			return fmt.Errorf("patch %s: delete %s: %w", p.t.root, c.Path, err)
+		}
+		flags := 0
+		if isDir(c) {
+			flags = unix.AT_REMOVEDIR
+			p.t.forget(c.Path)
+		}
+		if err := unix.Unlinkat(fd, name, flags); err != nil && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("patch %s: delete %s %s: %w", p.t.root, c.Type, c.Path, err)
+		}
+		dir, _ := splitPath(c.Path)
+		touched[dir] = true
+		p.prog.add(1, 0)
+		if err := p.hook(PointDeleted, c.Path); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// createAll makes directories, new inodes and hard links in canonical order
+// (parents before children).
+func (p *plan) createAll(ctx context.Context, touched map[string]bool, res *Result) error {
+	for i := range p.want.Entries {
+		a := &p.acts[i]
+		w := &p.want.Entries[i]
+		if a.kind == actKeep || a.kind == actSame {
+			p.prog.add(1, 0)
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var err error
+		switch a.kind {
+		case actMkdir:
+			err = p.mkdir(w)
+		case actCreate:
+			err = p.create(w, a, res)
+		case actLink:
+			err = p.link(w, a)
+		}
+		if err != nil {
+			return fmt.Errorf("patch %s: %s %s: %w", p.t.root, w.Type, w.Path, err)
+		}
+		dir, _ := splitPath(w.Path)
+		touched[dir] = true
+		p.prog.add(1, 0)
+		if err := p.hook(PointCreated, w.Path); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *plan) mkdir(w *manifest.Entry) error {
+	fd, name, err := p.t.parent(w.Path)
+	if err != nil {
+		return err
+	}
+	// Owner, mode and xattrs are set in the metadata pass; 0700 keeps the
+	// directory private until then.
+	if err := unix.Mkdirat(fd, name, 0o700); err != nil {
+		return fmt.Errorf("mkdir: %w", err)
+	}
+	return nil
+}
+
+// create makes the new inode in staging, gives it its metadata and renames
+// it into place, replacing whatever non-directory was there.
+func (p *plan) create(w *manifest.Entry, a *action, res *Result) error {
+	sfd := p.stage.fd
+	tmp := p.stage.tmpName()
+	switch w.Type {
+	case manifest.TypeRegular:
+		var err error
+		if tmp, err = p.regularContent(w, a, tmp, res); err != nil {
+			return err
+		}
+	case manifest.TypeSymlink:
+		if err := unix.Symlinkat(w.Link, sfd, tmp); err != nil {
+			return fmt.Errorf("symlink: %w", err)
+		}
+	case manifest.TypeCharDevice, manifest.TypeBlockDevice, manifest.TypeFIFO:
+		mode := uint32(unix.S_IFIFO)
+		switch w.Type {
+		case manifest.TypeCharDevice:
+			mode = unix.S_IFCHR
+		case manifest.TypeBlockDevice:
+			mode = unix.S_IFBLK
+		}
+		dev := int(unix.Mkdev(w.DevMajor, w.DevMinor))
+		if err := unix.Mknodat(sfd, tmp, mode|0o600, dev); err != nil {
+			return fmt.Errorf("mknod: %w", err)
+		}
+	default:
+		return fmt.Errorf("cannot create a %s", w.Type)
+	}
+	if err := setMeta(sfd, tmp, w, nil, true); err != nil {
+		unix.Unlinkat(sfd, tmp, 0)
+		return err
+	}
+	return p.moveIntoPlace(tmp, w.Path)
+}
+
+// regularContent fills a new regular file in staging and returns its name
+// there: the staged object itself for its last user, else a copy.
+func (p *plan) regularContent(w *manifest.Entry, a *action, tmp string, res *Result) (string, error) {
+	sfd := p.stage.fd
+	if w.Size == 0 {
+		fd, err := unix.Openat(sfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			return "", fmt.Errorf("create: %w", err)
+		}
+		unix.Close(fd)
+		return tmp, nil
+	}
+	if a.copyFrom == "" {
+		name := w.Digest.String()
+		p.stagedUses[w.Digest]--
+		if p.stagedUses[w.Digest] <= 0 {
+			p.stage.forget(w.Digest)
+			p.prog.add(0, w.Size)
+			return name, nil
+		}
+		n, err := p.copyFile(sfd, name, tmp, objects.Want{Digest: w.Digest, Size: w.Size})
+		res.BytesWritten += n
+		return tmp, err
+	}
+	fd, name, err := p.t.parent(a.copyFrom)
+	if err != nil {
+		return "", err
+	}
+	n, err := p.copyFile(fd, name, tmp, objects.Want{Digest: w.Digest, Size: w.Size})
+	res.BytesWritten += n
+	return tmp, err
+}
+
+// copyFile copies (sparsely, verifying the digest) a file into a new
+// staging file and returns the bytes written.
+func (p *plan) copyFile(srcDir int, srcName, tmp string, want objects.Want) (int64, error) {
+	in, err := unix.Openat(srcDir, srcName, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, fmt.Errorf("open content source %s: %w", srcName, err)
+	}
+	src := os.NewFile(uintptr(in), srcName)
+	defer src.Close()
+	out, err := unix.Openat(p.stage.fd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return 0, fmt.Errorf("create: %w", err)
+	}
+	w := &sparseWriter{fd: out}
+	err = objects.Copy(w, src, want)
+	if err == nil {
+		err = w.finish()
+	}
+	if cerr := unix.Close(out); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		unix.Unlinkat(p.stage.fd, tmp, 0)
+		return w.written, fmt.Errorf("copy content: %w", err)
+	}
+	p.prog.add(0, want.Size)
+	return w.written, nil
+}
+
+// moveIntoPlace renames a staging entry to path.
+func (p *plan) moveIntoPlace(tmp, path string) error {
+	fd, name, err := p.t.parent(path)
+	if err != nil {
+		return err
+	}
+	if err := unix.Renameat(p.stage.fd, tmp, fd, name); err != nil {
+		unix.Unlinkat(p.stage.fd, tmp, 0)
+		return fmt.Errorf("rename into place: %w", err)
+	}
+	return nil
+}
+
+// link gives the group's inode (named by a.anchor) the name w.Path.
+func (p *plan) link(w *manifest.Entry, a *action) error {
+	fd, name, err := p.t.parent(a.anchor)
+	if err != nil {
+		return err
+	}
+	tmp := p.stage.tmpName()
+	if err := unix.Linkat(fd, name, p.stage.fd, tmp, 0); err != nil {
+		return fmt.Errorf("hard link to %s: %w", a.anchor, err)
+	}
+	return p.moveIntoPlace(tmp, w.Path)
+}
+
+// metadataAll sets ownership, mode and xattrs of kept inodes and new
+// directories; non-directory mtimes too (directory mtimes come last).
+func (p *plan) metadataAll(ctx context.Context) error {
+	for _, m := range p.metas {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		fd, name, err := p.t.parent(m.path)
+		if err != nil {
+			return fmt.Errorf("patch %s: metadata of %s: %w", p.t.root, m.path, err)
+		}
+		if err := setMeta(fd, name, m.want, m.cur, true); err != nil {
+			return fmt.Errorf("patch %s: metadata of %s %s: %w", p.t.root, m.want.Type, m.path, err)
+		}
+		p.prog.add(1, 0)
+		if err := p.hook(PointMetadata, m.path); err != nil {
+			return err
+		}
+	}
+	for i := range p.want.Entries {
+		w, a := &p.want.Entries[i], &p.acts[i]
+		if !isDir(w) || (a.kind == actKeep && !a.meta) {
+			continue
+		}
+		fd, name, err := p.t.parent(w.Path)
+		if err != nil {
+			return fmt.Errorf("patch %s: metadata of %s: %w", p.t.root, w.Path, err)
+		}
+		if err := setMeta(fd, name, w, a.cur, false); err != nil {
+			return fmt.Errorf("patch %s: metadata of directory %s: %w", p.t.root, w.Path, err)
+		}
+		p.prog.add(1, 0)
+		if err := p.hook(PointMetadata, w.Path); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dirMtimes sets the mtime of every directory that is new, differs, or had
+// entries added or removed: after everything else, since any change inside
+// a directory moves its mtime.
+func (p *plan) dirMtimes(touched map[string]bool) error {
+	for i := range p.want.Entries {
+		w, a := &p.want.Entries[i], &p.acts[i]
+		if !isDir(w) {
+			continue
+		}
+		if a.kind == actKeep && a.cur.MtimeNs == w.MtimeNs && !touched[w.Path] {
+			continue
+		}
+		fd, name, err := p.t.parent(w.Path)
+		if err != nil {
+			return fmt.Errorf("patch %s: mtime of %s: %w", p.t.root, w.Path, err)
+		}
+		if err := setMtime(fd, name, w.MtimeNs); err != nil {
+			return fmt.Errorf("patch %s: directory %s: %w", p.t.root, w.Path, err)
+		}
+	}
+	return nil
+}
