@@ -3,6 +3,7 @@ package manifest
 import (
 	"encoding/binary"
 	"fmt"
+	"os/user"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +20,34 @@ const (
 	aclNoID     = 0xffffffff
 )
 
+// aclQualifier returns the id of an ACL qualifier: a number, or a name
+// looked up on this machine, as GNU tar does when it extracts (it stores
+// names even with --numeric-owner).
+func aclQualifier(q string, isUser bool) (uint32, error) {
+	if id, err := strconv.ParseUint(q, 10, 32); err == nil {
+		return uint32(id), nil
+	}
+	var idText string
+	if isUser {
+		u, err := user.Lookup(q)
+		if err != nil {
+			return 0, fmt.Errorf("unknown user %q: %w", q, err)
+		}
+		idText = u.Uid
+	} else {
+		g, err := user.LookupGroup(q)
+		if err != nil {
+			return 0, fmt.Errorf("unknown group %q: %w", q, err)
+		}
+		idText = g.Gid
+	}
+	id, err := strconv.ParseUint(idText, 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("id %q of %q is not numeric", idText, q)
+	}
+	return uint32(id), nil
+}
+
 type aclEntry struct {
 	tag  uint16
 	perm uint16
@@ -29,7 +58,8 @@ type aclEntry struct {
 // SCHILY.acl.default ("user::rw-,user:1000:r--,group::r--,mask::r--,other::r--",
 // entries separated by commas or newlines, with numeric qualifiers) into the
 // kernel xattr encoding. It returns nil for an ACL that only restates the mode
-// (three entries), which the kernel does not store as an xattr.
+// (no named entries), which the kernel does not store as an xattr. Named
+// qualifiers are resolved on this machine, as tar does on extraction.
 func aclFromText(text string, isDefault bool) ([]byte, error) {
 	var entries []aclEntry
 	for _, field := range strings.FieldsFunc(text, func(r rune) bool { return r == ',' || r == '\n' }) {
@@ -62,9 +92,9 @@ func aclFromText(text string, isDefault bool) ([]byte, error) {
 		}
 		e.id = aclNoID
 		if parts[1] != "" {
-			id, err := strconv.ParseUint(parts[1], 10, 32)
+			id, err := aclQualifier(parts[1], e.tag == aclUserObj)
 			if err != nil {
-				return nil, fmt.Errorf("ACL entry %q names its user or group by name; create the tarball with --numeric-owner", field)
+				return nil, fmt.Errorf("ACL entry %q: %w", field, err)
 			}
 			switch e.tag {
 			case aclUserObj:

@@ -246,7 +246,7 @@ func (b *tarBuilder) content(tr io.Reader, size int64) (objects.Digest, error) {
 
 // paxXattrs extracts extended attributes from PAX records.
 func paxXattrs(recs map[string]string, isDir bool) ([]Xattr, error) {
-	var xs []Xattr
+	var xs, acls []Xattr
 	for k, v := range recs {
 		switch {
 		case strings.HasPrefix(k, paxSchilyXattr):
@@ -274,8 +274,15 @@ func paxXattrs(recs map[string]string, isDir bool) ([]Xattr, error) {
 				return nil, fmt.Errorf("PAX record %s: %w", k, err)
 			}
 			if val != nil {
-				xs = append(xs, Xattr{Name: name, Value: val})
+				acls = append(acls, Xattr{Name: name, Value: val})
 			}
+		}
+	}
+	// tar --acls --xattrs-include='*' stores an ACL both ways; the raw
+	// xattr is exact, the text form only fills in when it is absent.
+	for _, a := range acls {
+		if !slices.ContainsFunc(xs, func(x Xattr) bool { return x.Name == a.Name }) {
+			xs = append(xs, a)
 		}
 	}
 	slices.SortFunc(xs, func(a, b Xattr) int { return strings.Compare(a.Name, b.Name) })
