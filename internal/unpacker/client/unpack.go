@@ -20,8 +20,15 @@ func (c *client) unpack(ctx context.Context, req wire.UnpackRequest, sign URLSig
 			opts.Progress(st)
 		}
 	}
-	var st wire.UnpackStatus
-	if err := c.call(ctx, wire.PathUnpack, req, &st); err != nil {
+	// Every answer is decoded into a fresh value: JSON leaves fields that an
+	// answer omits (an empty WantedObjects) as they were.
+	call := func(path string, in any) (wire.UnpackStatus, error) {
+		var out wire.UnpackStatus
+		err := c.call(ctx, path, in, &out)
+		return out, err
+	}
+	st, err := call(wire.PathUnpack, req)
+	if err != nil {
 		return st, err
 	}
 	attempt := 1
@@ -36,7 +43,7 @@ func (c *client) unpack(ctx context.Context, req wire.UnpackRequest, sign URLSig
 			}
 			attempt++
 			// Starting again resumes: the daemon keeps what it fetched.
-			if err := c.call(ctx, wire.PathUnpack, req, &st); err != nil {
+			if st, err = call(wire.PathUnpack, req); err != nil {
 				return st, err
 			}
 		case len(st.WantedObjects) > 0:
@@ -44,7 +51,7 @@ func (c *client) unpack(ctx context.Context, req wire.UnpackRequest, sign URLSig
 			if err != nil {
 				return st, fmt.Errorf("unpack stream %q to revision %s: sign URLs for %d objects: %w", req.Stream, req.Revision, len(st.WantedObjects), err)
 			}
-			if err := c.call(ctx, wire.PathObjectURLs, wire.ObjectURLsRequest{Stream: req.Stream, Revision: req.Revision, URLs: urls}, &st); err != nil {
+			if st, err = call(wire.PathObjectURLs, wire.ObjectURLsRequest{Stream: req.Stream, Revision: req.Revision, URLs: urls}); err != nil {
 				return st, err
 			}
 		default:

@@ -100,15 +100,19 @@ func newDaemon(ctx context.Context, cfg Config) (*Daemon, error) {
 		names = append(names, name)
 	}
 	sort.Strings(names)
+	// Restore the streams in parallel and before serving, so that the first
+	// status after a restart already tells the truth.
+	var wg sync.WaitGroup
 	for _, name := range names {
 		s := newStream(d, *st.Streams[name])
 		d.streams[name] = s
-		go func() {
-			if err := s.do(context.Background(), func() error { return s.restore(context.Background()) }); err != nil && err != errStopped {
+		wg.Go(func() {
+			if err := s.do(ctx, func() error { return s.restore(ctx) }); err != nil {
 				d.log.Error("restore stream", "stream", name, "err", err)
 			}
-		}()
+		})
 	}
+	wg.Wait()
 	d.idle = newIdleTimer(d, cfg.IdlePoweroff, cfg.Poweroff)
 	d.log.Info("unpacker daemon started", "state_dir", cfg.StateDir, "local_devices", cfg.Devices.Local(),
 		"devices", len(d.devices), "streams", len(d.streams), "idle_poweroff", cfg.IdlePoweroff)
