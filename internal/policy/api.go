@@ -134,6 +134,20 @@ func ParseBuildWindow(start, end, zone string) (BuildWindow, error) {
 	return parseBuildWindow(start, end, zone)
 }
 
+// CheckTimeOfDay reports whether s is a time of day ParseBuildWindow accepts
+// ("HH:MM", 00:00 to 23:59); the error lists the accepted form.
+func CheckTimeOfDay(s string) error {
+	_, err := parseClock(s)
+	return err
+}
+
+// CheckTimeZone reports whether name is a time zone ParseBuildWindow accepts
+// (an IANA name; not "Local"); the error gives examples.
+func CheckTimeZone(name string) error {
+	_, err := loadZone(name)
+	return err
+}
+
 // Start returns the opening time as "HH:MM".
 func (w BuildWindow) Start() string { return formatClock(w.start) }
 
@@ -397,7 +411,15 @@ type Decision struct {
 	BudgetLimitUSD      float64
 	// BudgetReason is one sentence on the budget check ("" if not checked).
 	BudgetReason string
+
+	loc *time.Location // zone the times are worded in
 }
+
+// Headline is a short title for the decision, fit for a diagnostic's
+// summary line: "Rebuild due now: high base image update", "Rebuild deferred
+// until 2025-01-11 02:00 UTC, due by 2025-01-11 10:00 UTC", "Low base image
+// update awaits manual approval", "No rebuild due". Reason is the detail.
+func (d Decision) Headline() string { return d.headline() }
 
 // Decide applies p to c at time now.
 //

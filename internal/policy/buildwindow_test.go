@@ -147,3 +147,26 @@ func TestBuildWindowEveryMinute(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckTimeOfDayAndZone(t *testing.T) {
+	for _, ok := range []string{"00:00", "2:00", "23:59"} {
+		if err := CheckTimeOfDay(ok); err != nil {
+			t.Errorf("CheckTimeOfDay(%q) = %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"24:00", "12:5", "noon", "", "+1:00"} {
+		if err := CheckTimeOfDay(bad); err == nil || !strings.Contains(err.Error(), "HH:MM") {
+			t.Errorf("CheckTimeOfDay(%q) = %v, want an error naming HH:MM", bad, err)
+		}
+	}
+	for _, ok := range []string{"UTC", "Europe/Berlin", "America/New_York"} {
+		if err := CheckTimeZone(ok); err != nil {
+			t.Errorf("CheckTimeZone(%q) = %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "Local", "Europe/Atlantis", "../etc/passwd"} {
+		if err := CheckTimeZone(bad); err == nil || !strings.Contains(err.Error(), "IANA") {
+			t.Errorf("CheckTimeZone(%q) = %v, want an error naming IANA zones", bad, err)
+		}
+	}
+}

@@ -49,11 +49,11 @@ func decideUpdate(u BaseImageUpdate, p Policy, now time.Time) Decision {
 	if skewed {
 		released = now // the image exists, so it was released by now
 	}
-	d := Decision{Trigger: TriggerBaseImageUpdate, Level: level}
+	r := newReasoner(p)
+	d := Decision{Trigger: TriggerBaseImageUpdate, Level: level, loc: r.loc}
 	var o occurrence
 	d.InWindow, o = windowState(p, now)
 	d.NextWindowStart, d.NextWindowEnd = o.start, o.end
-	r := newReasoner(p)
 	subject := r.updateSubject(u, level, skewed)
 
 	if window.IsManual() {
@@ -96,11 +96,11 @@ func decideAge(a ImageAge, p Policy, now time.Time) Decision {
 	if skewed {
 		created = now
 	}
-	d := Decision{Trigger: TriggerMaxAge, Deadline: created.Add(p.MaxAge)}
+	r := newReasoner(p)
+	d := Decision{Trigger: TriggerMaxAge, Deadline: created.Add(p.MaxAge), loc: r.loc}
 	var o occurrence
 	d.InWindow, o = windowState(p, now)
 	d.NextWindowStart, d.NextWindowEnd = o.start, o.end
-	r := newReasoner(p)
 	subject := r.ageSubject(a, skewed, p.MaxAge, d.Deadline, !now.Before(d.Deadline))
 
 	if !now.Before(d.Deadline) {

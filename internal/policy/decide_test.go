@@ -509,3 +509,41 @@ func TestActionString(t *testing.T) {
 		}
 	}
 }
+
+func TestDecisionHeadline(t *testing.T) {
+	berlin := mustWindow(t, "02:00", "06:00", "Europe/Berlin")
+	utc := mustWindow(t, "02:00", "06:00", "UTC")
+	update := func(level SecurityLevel, released string) Change {
+		return Change{Update: &BaseImageUpdate{OldImageID: "ami-old", NewImageID: "ami-new", ReleasedAt: at(t, released), Level: level}}
+	}
+	tests := []struct {
+		name string
+		c    Change
+		p    Policy
+		now  string
+		want string
+	}{
+		{"rebuild now", update(LevelCritical, "2025-01-10 10:00"), Policy{}, "2025-01-10 11:00", "Rebuild due now: critical base image update"},
+		{"deferred, in the window's zone", update(LevelHigh, "2025-01-10 10:00"), Policy{BuildWindow: berlin}, "2025-01-10 12:00",
+			"Rebuild deferred until 2025-01-11 02:00 CET, due by 2025-01-11 11:00 CET"},
+		{"deferred, UTC", update(LevelHigh, "2025-01-10 10:00"), Policy{BuildWindow: utc}, "2025-01-10 12:00",
+			"Rebuild deferred until 2025-01-11 02:00 UTC, due by 2025-01-11 10:00 UTC"},
+		{"approval", update(LevelLow, "2025-01-10 10:00"), Policy{}, "2025-01-10 12:00", "Low base image update awaits manual approval"},
+		{"age due", Change{Age: &ImageAge{ImageID: "ami-1", CreatedAt: at(t, "2024-01-01 00:00")}}, Policy{}, "2025-01-10 12:00",
+			"Rebuild due now: AMI at its maximum age"},
+		{"nothing", Change{Age: &ImageAge{ImageID: "ami-1", CreatedAt: at(t, "2025-01-01 00:00")}}, Policy{}, "2025-01-10 12:00",
+			"No rebuild due"},
+	}
+	for _, tc := range tests {
+		d, err := Decide(tc.c, tc.p, at(t, tc.now))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := d.Headline(); got != tc.want {
+			t.Errorf("%s: Headline() = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	if got := (Decision{}).Headline(); got != "No rebuild due" {
+		t.Errorf("zero Decision headline = %q", got)
+	}
+}

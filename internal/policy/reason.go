@@ -78,3 +78,23 @@ func (r reasoner) ageSubject(a ImageAge, skewed bool, maxAge time.Duration, dead
 func formatUSD(v float64) string {
 	return fmt.Sprintf("$%.2f", v)
 }
+
+func (d Decision) headline() string {
+	r := reasoner{loc: d.loc}
+	if r.loc == nil {
+		r.loc = time.UTC
+	}
+	what := "AMI at its maximum age"
+	if d.Trigger == TriggerBaseImageUpdate {
+		what = string(d.Level) + " base image update"
+	}
+	switch d.Action {
+	case RebuildNow:
+		return "Rebuild due now: " + what
+	case Deferred:
+		return fmt.Sprintf("Rebuild deferred until %s, due by %s", r.time(d.NextWindowStart), r.time(d.Deadline))
+	case AwaitingApproval:
+		return strings.ToUpper(what[:1]) + what[1:] + " awaits manual approval"
+	}
+	return "No rebuild due"
+}
