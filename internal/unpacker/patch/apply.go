@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -129,14 +130,13 @@ func (p *plan) fetch(ctx context.Context, src objects.Source, res *Result) error
 		total += w.Size
 	}
 	p.prog.phase(PhaseFetching, len(p.missing), total)
-	var hookErr error
 	p.stage.onPut = func(w objects.Want) {
 		p.prog.add(1, w.Size)
 	}
-	sink := &stagingSink{p: p, hookErr: &hookErr}
+	sink := &stagingSink{p: p}
 	if err := src.Fetch(ctx, p.missing, sink); err != nil {
-		if hookErr != nil {
-			return hookErr
+		if herr := sink.firstHookErr(); herr != nil {
+			return herr
 		}
 		return fmt.Errorf("patch %s: fetch %d missing objects: %w", root, len(p.missing), err)
 	}
@@ -154,7 +154,14 @@ func (p *plan) fetch(ctx context.Context, src objects.Source, res *Result) error
 // calling the hook after each object.
 type stagingSink struct {
 	p       *plan
-	hookErr *error
+	mu      sync.Mutex
+	hookErr error
+}
+
+func (s *stagingSink) firstHookErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hookErr
 }
 
 func (s *stagingSink) Put(ctx context.Context, want objects.Want, r io.Reader) error {
@@ -162,7 +169,9 @@ func (s *stagingSink) Put(ctx context.Context, want objects.Want, r io.Reader) e
 		return err
 	}
 	if err := s.p.hook(PointStaged, want.Digest.String()); err != nil {
-		*s.hookErr = err
+		s.mu.Lock()
+		s.hookErr = err
+		s.mu.Unlock()
 		return err
 	}
 	return nil

@@ -340,7 +340,3 @@ func (p *plan) planContent(claimed map[int]string, resolve func(int) int) {
 func (p *plan) missingObjects() []objects.Want {
 	return append([]objects.Want(nil), p.missing...)
 }
-
-func applyRaw(ctx context.Context, path string, m *manifest.Manifest, src objects.Source, opts Options) (Result, error) {
-	return Result{}, fmt.Errorf("raw: not yet")
-}
