@@ -5,7 +5,9 @@
 //
 // The disk is attached as NVMe, as on EC2 Nitro instances, and opened with
 // qemu's -snapshot so the image itself is never written. KVM is used when
-// /dev/kvm can be opened, software emulation (TCG) otherwise. Boot kills qemu
+// /dev/kvm can be opened, software emulation (TCG) otherwise; a boot that
+// stalls under KVM (some nested hosts hang in the guest kernel) is retried
+// under TCG, and TCG is used for the rest of the process. Boot kills qemu
 // by its own process group before returning, on success and failure alike.
 package qemuboot
 
@@ -70,7 +72,8 @@ type Options struct {
 	ConsoleLog string
 	// OVMFCode and OVMFVars override the UEFI firmware files.
 	OVMFCode, OVMFVars string
-	// Accel is "kvm" or "tcg"; empty picks kvm when /dev/kvm can be opened.
+	// Accel is "kvm" or "tcg"; empty picks kvm when /dev/kvm can be opened
+	// and falls back to tcg when the boot stalls under it.
 	Accel string
 	// Binary is the qemu executable; empty means qemu-system-x86_64 on PATH.
 	Binary string

@@ -3,6 +3,7 @@ package qemuboot
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -62,6 +64,17 @@ func kvmUsable() bool {
 	return true
 }
 
+// stallLimit is how long a boot under automatically chosen KVM may show no
+// new console output before Boot gives up on KVM: some nested hosts run
+// firmware and GRUB under KVM but hang in the guest kernel.
+const stallLimit = 10 * time.Second
+
+// kvmBroken remembers, for this process, that KVM stalled a boot.
+var kvmBroken atomic.Bool
+
+// errStalled says a boot under KVM stopped making console progress.
+var errStalled = errors.New("console output stalled under KVM")
+
 func boot(ctx context.Context, opts Options) (*Result, error) {
 	if err := check(opts); err != nil {
 		return nil, err
@@ -70,6 +83,23 @@ func boot(ctx context.Context, opts Options) (*Result, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if opts.Accel != "" {
+		return bootWith(ctx, log, opts, opts.Accel, false)
+	}
+	if kvmUsable() && !kvmBroken.Load() {
+		res, err := bootWith(ctx, log, opts, "kvm", true)
+		if !errors.Is(err, errStalled) {
+			return res, err
+		}
+		kvmBroken.Store(true)
+		log.Warn("KVM stalled the boot; using software emulation (TCG) from now on", "image", opts.Image, "error", err)
+	}
+	return bootWith(ctx, log, opts, "tcg", false)
+}
+
+// bootWith boots once with the given accelerator; watchStall makes a console
+// silent for stallLimit an errStalled failure.
+func bootWith(ctx context.Context, log *slog.Logger, opts Options, accel string, watchStall bool) (*Result, error) {
 	if _, err := os.Stat(opts.Image); err != nil {
 		return nil, fmt.Errorf("boot image: %w", err)
 	}
@@ -85,13 +115,6 @@ func boot(ctx context.Context, opts Options) (*Result, error) {
 	mem := opts.MemoryMiB
 	if mem == 0 {
 		mem = 512
-	}
-	accel := opts.Accel
-	if accel == "" {
-		accel = "tcg"
-		if kvmUsable() {
-			accel = "kvm"
-		}
 	}
 	work, err := os.MkdirTemp("", "autoami-qemuboot-")
 	if err != nil {
@@ -159,6 +182,7 @@ func boot(ctx context.Context, opts Options) (*Result, error) {
 	defer deadline.Stop()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
+	lastSize, lastChange := -1, time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -188,6 +212,13 @@ func boot(ctx context.Context, opts Options) (*Result, error) {
 				stop()
 				log.Info("booted", "image", opts.Image, "firmware", fw, "accel", accel, "elapsed", elapsed)
 				return &Result{Elapsed: elapsed, Match: string(out[loc[0]:loc[1]]), Console: string(out[:loc[1]]), Accel: accel}, nil
+			}
+			if len(out) != lastSize {
+				lastSize, lastChange = len(out), time.Now()
+			} else if watchStall && time.Since(lastChange) > stallLimit {
+				stop()
+				return nil, fmt.Errorf("boot %s (%s): %w: nothing new for %s; last console lines:\n%s",
+					opts.Image, fw, errStalled, stallLimit, lastLines(string(out), 5))
 			}
 		}
 	}
@@ -232,4 +263,3 @@ func copyFile(src, dst string) error {
 	}
 	return nil
 }
-
