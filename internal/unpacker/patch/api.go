@@ -102,6 +102,11 @@ type Options struct {
 	// once, returning an error wrapping ErrInterrupted and the hook's error.
 	// For tests of interrupted patches.
 	Hook func(p Point, path string) error
+	// KeepStaged keeps verified objects in the staging directory when Apply
+	// fails before it changed the tree (e.g. a fetch broke off), so a retry
+	// does not download them again. Without it such a failure leaves the
+	// root exactly as it was found.
+	KeepStaged bool
 	// Logger receives a summary and timings; nil discards.
 	Logger *slog.Logger
 	// RawStagingDir is where ApplyRaw keeps fetched blocks before writing them;

@@ -23,6 +23,18 @@ func (p *plan) apply(ctx context.Context, src objects.Source) (res Result, err e
 	}
 	p.used = true
 	defer p.release()
+	treeChanged := false
+	defer func() {
+		// A failure before the tree changed leaves the root as it was found
+		// (unless the caller wants the verified objects kept for a retry).
+		if err != nil && !treeChanged && !p.opts.KeepStaged {
+			if rerr := p.stage.remove(); rerr != nil {
+				p.log.Warn("could not remove the staging directory", "root", p.t.root, "err", rerr)
+			} else if rerr := setMtime(p.t.rootfd, ".", p.cur.Entries[0].MtimeNs); rerr != nil {
+				p.log.Warn("could not restore the root's mtime", "root", p.t.root, "err", rerr)
+			}
+		}
+	}()
 	defer func() { res.Duration = time.Since(p.start) }()
 	root := p.t.root
 
@@ -65,6 +77,7 @@ func (p *plan) apply(ctx context.Context, src objects.Source) (res Result, err e
 	}
 	p.prog.phase(PhaseUpdating, len(p.deletes)+len(p.want.Entries)+len(p.metas), totalBytes)
 
+	treeChanged = true
 	if err := p.deleteAll(ctx, touched, &res); err != nil {
 		return res, err
 	}
