@@ -42,12 +42,16 @@ type urlQueue struct {
 	firstFetch               time.Time
 
 	wake chan struct{}
+	// notify tells the stream that wanted may have changed (long polls
+	// wait for it); called without q.mu held.
+	notify func()
 }
 
-func newURLQueue(f *objects.HTTPFetcher, parallel int) *urlQueue {
+func newURLQueue(f *objects.HTTPFetcher, parallel int, notify func()) *urlQueue {
 	return &urlQueue{
 		fetcher:  f,
 		parallel: parallel,
+		notify:   notify,
 		urls:     map[objects.Digest]string{},
 		pending:  map[objects.Digest]objects.Want{},
 		rejected: map[objects.Digest]int{},
@@ -158,6 +162,7 @@ func (q *urlQueue) Fetch(ctx context.Context, want []objects.Want, sink objects.
 	}
 	q.wakeWithLock()
 	q.mu.Unlock()
+	q.notify()
 	defer func() {
 		q.mu.Lock()
 		q.fetching = false
@@ -206,6 +211,7 @@ func (q *urlQueue) Fetch(ctx context.Context, want []objects.Want, sink objects.
 
 func (q *urlQueue) fetchOne(ctx context.Context, w objects.Want, url string, sink objects.Sink) error {
 	err := q.fetcher.Get(ctx, url, w, sink)
+	defer q.notify() // more may be wanted now: a refused URL, or room under the pace
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.inflight--

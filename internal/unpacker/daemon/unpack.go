@@ -125,11 +125,15 @@ func (s *stream) startJobWithLock(req wire.UnpackRequest) {
 	job := &unpackJob{
 		revision:    req.Revision,
 		manifestURL: req.ManifestURL,
-		queue:       newURLQueue(s.d.fetcher, s.d.cfg.FetchParallel),
-		cancel:      cancel,
-		finished:    make(chan struct{}),
-		phase:       wire.StateFetchingManifest,
-		started:     time.Now(),
+		queue: newURLQueue(s.d.fetcher, s.d.cfg.FetchParallel, func() {
+			s.mu.Lock()
+			s.notifyWithLock()
+			s.mu.Unlock()
+		}),
+		cancel:   cancel,
+		finished: make(chan struct{}),
+		phase:    wire.StateFetchingManifest,
+		started:  time.Now(),
 	}
 	prev := struct {
 		state    wire.StreamState

@@ -24,6 +24,10 @@ const (
 // exactly A → release → unpack B → exactly B, restarting the daemon between
 // steps (its state must survive).
 func TestEndToEnd(t *testing.T) {
+	tStart := time.Now()
+	last := tStart
+	step := func(what string) { t.Logf("%-28s %s", what, time.Since(last).Round(time.Millisecond)); last = time.Now() }
+	defer step("rest")
 	w := newWorld(t)
 	content := newContentServer(t)
 	revA, mA := content.addTree(makeTree(t, "A"))
@@ -31,6 +35,7 @@ func TestEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
+	t.Logf("trees ready after %s", time.Since(tStart))
 	p := w.start("")
 	fingerprint := p.fingerprint
 	c := p.client(w)
@@ -44,8 +49,11 @@ func TestEndToEnd(t *testing.T) {
 
 	restart := func() {
 		t.Helper()
+		t0 := time.Now()
 		p.stop()
+		t1 := time.Now()
 		p = w.start("")
+		t.Logf("restart: stop %s, start %s", t1.Sub(t0), time.Since(t1))
 		if p.fingerprint != fingerprint {
 			t.Fatalf("fingerprint changed across restart: %s then %s (the key must be kept)", fingerprint, p.fingerprint)
 		}
@@ -86,6 +94,7 @@ func TestEndToEnd(t *testing.T) {
 	if _, err := c.AssociateStream(ctx, wire.AssociateStreamRequest{Stream: testStream, VolumeID: "vol-0other", Origin: wire.OriginEmpty}); !isCode(err, wire.CodeNotFound) {
 		t.Fatalf("association with an unattached volume: %v, want not-found", err)
 	}
+	step("associate")
 	restart()
 	expectStream(wire.StateMounted, "")
 
@@ -141,6 +150,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("unpack of the clean revision again: %+v, %v", st, err)
 	}
 
+	step("unpack A")
 	restart()
 	expectStream(wire.StateClean, revA)
 	if _, err := c.PrepareForSnapshot(ctx, wire.PrepareForSnapshotRequest{Stream: testStream, Revision: revB, Mode: wire.SnapshotUnmount}); !isCode(err, wire.CodeConflict) {
@@ -161,6 +171,7 @@ func TestEndToEnd(t *testing.T) {
 	if got := imageRevision(t, image); got != revA {
 		t.Fatalf("image holds revision %s, want A %s", got, revA)
 	}
+	step("image A")
 	checkLayout(t, image)
 
 	if _, err := c.Release(ctx, wire.ReleaseRequest{Stream: testStream}); err != nil {
@@ -170,6 +181,7 @@ func TestEndToEnd(t *testing.T) {
 	restart()
 	expectStream(wire.StateClean, revA)
 
+	step("release")
 	// Unpack B: only objects the volume lacks are fetched.
 	st, err = c.Unpack(ctx, wire.UnpackRequest{Stream: testStream, Revision: revB, ManifestURL: content.manifestURL(revB)}, content.sign, client.UnpackOptions{})
 	if err != nil {
@@ -206,6 +218,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 
+	step("unpack B")
 	// Freeze this time: the image holds exactly B while frozen.
 	if _, err := c.PrepareForSnapshot(ctx, wire.PrepareForSnapshotRequest{Stream: testStream, Revision: revB, Mode: wire.SnapshotFreeze}); err != nil {
 		t.Fatal(err)
@@ -215,6 +228,7 @@ func TestEndToEnd(t *testing.T) {
 	if got := imageRevision(t, image); got != revB {
 		t.Fatalf("image holds revision %s, want B %s", got, revB)
 	}
+	step("image B")
 	if _, err := c.Release(ctx, wire.ReleaseRequest{Stream: testStream}); err != nil {
 		t.Fatal(err)
 	}
@@ -223,6 +237,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("mounted volume holds %s after release, want B", got)
 	}
 
+	step("release B")
 	// Forget the stream and detach the device: idempotent, and the volume
 	// is unmounted and its loop device gone.
 	if err := c.DetachDevice(ctx, wire.DetachDeviceRequest{VolumeID: testVolume}); !isCode(err, wire.CodeConflict) {

@@ -230,18 +230,20 @@ func (w *world) start(pauseAt string) *daemonProc {
 	return p
 }
 
-// waitLine waits for a stdout line.
-func (p *daemonProc) waitLine(want string, timeout time.Duration) {
+// waitLineOr waits for a stdout line; it returns false if abort is closed first.
+func (p *daemonProc) waitLineOr(want string, timeout time.Duration, abort <-chan struct{}) bool {
 	p.t.Helper()
 	deadline := time.After(timeout)
 	for {
 		select {
+		case <-abort:
+			return false
 		case line, ok := <-p.lines:
 			if !ok {
 				p.t.Fatalf("daemon exited while waiting for %q:\n%s", want, p.stderr.String())
 			}
 			if line == want {
-				return
+				return true
 			}
 		case <-deadline:
 			p.t.Fatalf("daemon did not print %q in %s:\n%s", want, timeout, p.stderr.String())
