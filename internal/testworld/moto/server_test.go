@@ -9,12 +9,15 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 )
 
 func TestStartResetStop(t *testing.T) {
 	ctx := context.Background()
-	s, err := Start(ctx, Options{LogPath: t.TempDir() + "/moto.log"})
+	// A start-time pending duration survives Reset (Reset returns to it).
+	s, err := Start(ctx, Options{LogPath: t.TempDir() + "/moto.log", Pending: Pending{Snapshot: time.Hour}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,6 +45,19 @@ func TestStartResetStop(t *testing.T) {
 	}
 	if _, err := client.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String("/t/p")}); err == nil {
 		t.Fatal("parameter survived a reset")
+	}
+
+	ec := ec2.NewFromConfig(AWSConfig(s.URL, "us-east-1"))
+	vol, err := ec.CreateVolume(ctx, &ec2.CreateVolumeInput{AvailabilityZone: aws.String("us-east-1a"), Size: aws.Int32(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := ec.CreateSnapshot(ctx, &ec2.CreateSnapshotInput{VolumeId: vol.VolumeId})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.State != ec2types.SnapshotStatePending {
+		t.Fatalf("snapshot after Reset is %s, want pending (start option)", snap.State)
 	}
 
 	pid := s.PID()
