@@ -26,7 +26,10 @@ const (
 func TestEndToEnd(t *testing.T) {
 	tStart := time.Now()
 	last := tStart
-	step := func(what string) { t.Logf("%-28s %s", what, time.Since(last).Round(time.Millisecond)); last = time.Now() }
+	step := func(what string) {
+		t.Logf("%-28s %s", what, time.Since(last).Round(time.Millisecond))
+		last = time.Now()
+	}
 	defer step("rest")
 	w := newWorld(t)
 	content := newContentServer(t)
