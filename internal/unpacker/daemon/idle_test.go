@@ -1,0 +1,58 @@
+package daemon
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/autoami/terraform-provider-autoami/internal/unpacker/wire"
+)
+
+func TestIdlePoweroff(t *testing.T) {
+	d := &daemon{log: slog.New(slog.NewTextHandler(io.Discard, nil)), streams: map[string]*stream{}}
+	var calls atomic.Int64
+	timer := newIdleTimer(d, 200*time.Millisecond, func(context.Context) error { calls.Add(1); return nil })
+	defer timer.stop()
+
+	// Requests keep it up.
+	for range 6 {
+		time.Sleep(50 * time.Millisecond)
+		timer.touch()
+	}
+	if calls.Load() != 0 {
+		t.Fatal("powered off although requests kept coming")
+	}
+	// A running unpack keeps it up too.
+	busy := &stream{state: wire.StateFetching, changed: make(chan struct{})}
+	d.streams["busy"] = busy
+	time.Sleep(400 * time.Millisecond)
+	if calls.Load() != 0 {
+		t.Fatal("powered off during an unpack")
+	}
+	d.mu.Lock()
+	delete(d.streams, "busy")
+	d.mu.Unlock()
+	deadline := time.Now().Add(5 * time.Second)
+	for calls.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if calls.Load() != 1 {
+		t.Fatalf("power-off called %d times after the idle period, want once", calls.Load())
+	}
+	time.Sleep(300 * time.Millisecond)
+	if calls.Load() != 1 {
+		t.Fatalf("power-off called %d times, want once", calls.Load())
+	}
+}
+
+func TestIdlePoweroffDisabled(t *testing.T) {
+	d := &daemon{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	timer := newIdleTimer(d, 0, func(context.Context) error { t.Error("powered off with idle power-off disabled"); return nil })
+	defer timer.stop()
+	if !timer.deadline().IsZero() {
+		t.Errorf("deadline %v with idle power-off disabled", timer.deadline())
+	}
+}
