@@ -1,0 +1,59 @@
+// Command localaws runs the test world (moto with autoami's additions, behind
+// the fault proxy) on loopback until interrupted. `make demo` uses it; it is
+// also handy for trying configurations by hand:
+//
+//	go run ./internal/testworld/cmd/localaws -endpoint-file /tmp/aws-endpoint -seed
+//	AWS_ENDPOINT_URL=$(cat /tmp/aws-endpoint) terraform apply
+//
+// With -seed it registers a small vendor image history (see seed.go) so the
+// demo has a base image with a predecessor and a security level to show.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/autoami/terraform-provider-autoami/internal/testworld"
+	"github.com/autoami/terraform-provider-autoami/internal/testworld/moto"
+)
+
+func main() {
+	endpointFile := flag.String("endpoint-file", "", "write the endpoint URL to this file once the world is ready")
+	logPath := flag.String("moto-log", "", "file for moto_server's output (default: discarded)")
+	seed := flag.Bool("seed", false, "register the demo's vendor images")
+	region := flag.String("region", "us-east-1", "region to seed")
+	flag.Parse()
+	if err := run(*endpointFile, *logPath, *region, *seed); err != nil {
+		slog.Error("localaws failed", "error", err)
+		os.Exit(1)
+	}
+}
+
+func run(endpointFile, logPath, region string, seed bool) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	world, err := testworld.Start(ctx, moto.Options{LogPath: logPath})
+	if err != nil {
+		return err
+	}
+	defer world.Stop()
+	if seed {
+		if err := seedDemo(ctx, world, region); err != nil {
+			return fmt.Errorf("seed demo images: %w", err)
+		}
+	}
+	if endpointFile != "" {
+		if err := os.WriteFile(endpointFile, []byte(world.Endpoint+"\n"), 0o644); err != nil {
+			return err
+		}
+	}
+	slog.Info("local AWS ready", "endpoint", world.Endpoint, "moto_pid", world.Moto.PID())
+	<-ctx.Done()
+	slog.Info("stopping local AWS")
+	return nil
+}
