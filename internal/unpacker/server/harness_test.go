@@ -113,7 +113,7 @@ func runChild(raw string) int {
 	return 0
 }
 
-func requireRoot(t *testing.T) {
+func requireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for loop devices and mounts (make test runs as root)")
@@ -122,7 +122,7 @@ func requireRoot(t *testing.T) {
 
 // world is one test's daemon environment: PKI, state and volume directories.
 type world struct {
-	t         *testing.T
+	t         testing.TB
 	dir       string
 	stateDir  string
 	localDir  string
@@ -131,7 +131,7 @@ type world struct {
 	clientTLS tls.Certificate
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	requireRoot(t)
 	dir := t.TempDir()
 	w := &world{t: t, dir: dir, stateDir: filepath.Join(dir, "state"), localDir: filepath.Join(dir, "volumes")}
@@ -168,7 +168,7 @@ func (w *world) cleanup() {
 
 // daemonProc is a running child daemon.
 type daemonProc struct {
-	t           *testing.T
+	t           testing.TB
 	cmd         *exec.Cmd
 	addr        string
 	fingerprint string
@@ -302,7 +302,7 @@ func (l *lockedBuffer) String() string {
 // contentServer plays the content store: manifests and objects behind
 // "presigned" URLs (HMAC over hash and expiry), counting every object fetch.
 type contentServer struct {
-	t     *testing.T
+	t     testing.TB
 	srv   *httptest.Server
 	store *objects.LocalStore
 	key   []byte
@@ -316,7 +316,7 @@ type contentServer struct {
 	expireFirst map[string]bool
 }
 
-func newContentServer(t *testing.T) *contentServer {
+func newContentServer(t testing.TB) *contentServer {
 	store, err := objects.OpenLocalStore(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -441,7 +441,7 @@ func objectSet(m *manifest.Manifest) map[string]bool {
 
 // digestOf is the revision digest of the tree at dir (lost+found left out:
 // the engine keeps the file system's own).
-func digestOf(t *testing.T, dir string) string {
+func digestOf(t testing.TB, dir string) string {
 	t.Helper()
 	m, err := manifest.FromDirectory(context.Background(), dir, manifest.DirOptions{Exclude: []string{"lost+found"}})
 	if err != nil {
