@@ -30,7 +30,7 @@ func findKernels(rootDir string) ([]BootEntry, error) {
 	}
 	ents, err := os.ReadDir(bootDir)
 	if err != nil {
-		return nil, fmt.Errorf("list kernels: %w", err)
+		return nil, fmt.Errorf("no kernel in %s: %w", rootDir, err)
 	}
 	var out []BootEntry
 	for _, e := range ents {
@@ -100,7 +100,7 @@ func versionLess(a, b string) bool {
 				}
 				return ta < tb
 			case da != db:
-				return db // a number sorts after text: "6.1.0-rc" < "6.1.0-1"
+				return db // text sorts before a number
 			default:
 				return ra < rb
 			}
