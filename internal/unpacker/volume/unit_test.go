@@ -23,12 +23,12 @@ func TestVersionLess(t *testing.T) {
 
 func TestGrubQuote(t *testing.T) {
 	for in, want := range map[string]string{
-		"console=ttyS0,115200n8": "console=ttyS0,115200n8",
+		"console=ttyS0,115200n8":  "console=ttyS0,115200n8",
 		"root=LABEL=autoami-root": "root=LABEL=autoami-root",
-		"a b":                    "'a b'",
-		"$x;reboot":              "'$x;reboot'",
-		"it's":                   `'it'\''s'`,
-		"":                       "''",
+		"a b":                     "'a b'",
+		"$x;reboot":               "'$x;reboot'",
+		"it's":                    `'it'\''s'`,
+		"":                        "''",
 	} {
 		if got := grubQuote(in); got != want {
 			t.Errorf("grubQuote(%q) = %s, want %s", in, got, want)
