@@ -196,9 +196,16 @@ type TarOptions struct {
 	// Ingest, when set, receives every regular file's content while the tarball
 	// is read (e.g. a LocalStore to stage or upload objects in one pass).
 	Ingest Ingester
+	// MaxSize bounds the sum of the regular files' sizes the tarball may
+	// declare (a defence against tar bombs such as huge sparse members);
+	// 0 means DefaultMaxTarSize.
+	MaxSize int64
 	// Logger receives warnings; nil discards.
 	Logger *slog.Logger
 }
+
+// DefaultMaxTarSize is the default TarOptions.MaxSize: 256 GiB of content.
+const DefaultMaxTarSize = 256 << 30
 
 // Ingester stores content whose digest is not known in advance;
 // objects.LocalStore is one.

@@ -35,6 +35,8 @@ type tarBuilder struct {
 	implicit map[string]bool // directories created because a member needed them
 	entries  []Entry
 	member   int
+	total    int64 // declared bytes of regular files so far
+	maxSize  int64
 }
 
 func fromTar(ctx context.Context, r io.Reader, opts TarOptions) (*Manifest, error) {
@@ -47,6 +49,10 @@ func fromTar(ctx context.Context, r io.Reader, opts TarOptions) (*Manifest, erro
 		index: map[string]int{}, implicit: map[string]bool{}}
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
+	}
+	b.maxSize = opts.MaxSize
+	if b.maxSize <= 0 {
+		b.maxSize = DefaultMaxTarSize
 	}
 	b.addImplicitDir(RootPath)
 	tr := tar.NewReader(stream)
@@ -150,6 +156,9 @@ func (b *tarBuilder) add(hdr *tar.Header, tr io.Reader) error {
 			return fmt.Errorf("declared size %d is outside 0..%d", hdr.Size, objects.MaxObjectSize)
 		}
 		e.Size = hdr.Size
+		if b.total += hdr.Size; b.total > b.maxSize {
+			return fmt.Errorf("the tarball declares more than %d bytes of content (MaxSize)", b.maxSize)
+		}
 	case tar.TypeDir:
 		e.Type = TypeDirectory
 	case tar.TypeSymlink:

@@ -356,4 +356,3 @@ func TestSymlinkInPreviousRevisionIsNeverFollowed(t *testing.T) {
 		t.Fatalf("etc/passwd inside the root: %q, %v", got, err)
 	}
 }
-
