@@ -156,4 +156,3 @@ func mountLoop(b *testing.B, file string) string {
 	})
 	return dir
 }
-

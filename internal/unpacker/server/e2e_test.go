@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/autoami/terraform-provider-autoami/internal/unpacker/client"
-	"github.com/autoami/terraform-provider-autoami/internal/unpacker/volume"
 	"github.com/autoami/terraform-provider-autoami/internal/unpacker/wire"
 )
 
@@ -38,7 +37,6 @@ func TestEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
-	t.Logf("trees ready after %s", time.Since(tStart))
 	p := w.start("")
 	fingerprint := p.fingerprint
 	c := p.client(w)
@@ -52,11 +50,8 @@ func TestEndToEnd(t *testing.T) {
 
 	restart := func() {
 		t.Helper()
-		t0 := time.Now()
 		p.stop()
-		t1 := time.Now()
 		p = w.start("")
-		t.Logf("restart: stop %s, start %s", t1.Sub(t0), time.Since(t1))
 		if p.fingerprint != fingerprint {
 			t.Fatalf("fingerprint changed across restart: %s then %s (the key must be kept)", fingerprint, p.fingerprint)
 		}
@@ -258,7 +253,9 @@ func TestEndToEnd(t *testing.T) {
 	if st, err := c.Status(ctx); err != nil || len(st.Streams) != 0 || len(st.Devices) != 0 {
 		t.Fatalf("after forget and detach: %+v, %v", st, err)
 	}
-	_ = s
+	if s.RootPartition == "" || s.Device == "" {
+		t.Errorf("stream status lacks its devices: %+v", s)
+	}
 }
 
 // checkLayout inspects the partition table and root label of a from-scratch
@@ -274,7 +271,6 @@ func checkLayout(t *testing.T, image string) {
 			t.Errorf("partition table lacks a partition of type %s:\n%s", code, out)
 		}
 	}
-	_ = volume.DefaultRootLabel
 }
 
 func isCode(err error, code wire.ErrorCode) bool {
