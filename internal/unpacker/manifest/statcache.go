@@ -31,21 +31,39 @@ type statCache struct {
 	Files   map[string]cachedFile
 }
 
+// cachedFile is what a scan learnt about one entry with the given stat.
 type cachedFile struct {
 	Stat   fileStat
-	Digest objects.Digest
+	Digest objects.Digest // regular files
+	Link   string         // symlinks
+	Xattrs []Xattr
 }
 
 // lookup is nil-safe: a nil cache knows nothing.
-func (c *statCache) lookup(p string, st fileStat) (objects.Digest, bool) {
+func (c *statCache) lookup(p string, st fileStat) (cachedFile, bool) {
 	if c == nil {
-		return objects.Digest{}, false
+		return cachedFile{}, false
 	}
 	f, ok := c.Files[p]
 	if !ok || f.Stat != st {
-		return objects.Digest{}, false
+		return cachedFile{}, false
 	}
-	return f.Digest, true
+	return f, true
+}
+
+// sameAs reports whether saving fresh would record nothing new: every
+// fresh record is in c with the same stat (a warm rescan of an unchanged
+// tree then writes nothing).
+func (c *statCache) sameAs(fresh *statCache) bool {
+	if c == nil || len(c.Files) != len(fresh.Files) {
+		return false
+	}
+	for p, f := range fresh.Files {
+		if g, ok := c.Files[p]; !ok || g.Stat != f.Stat {
+			return false
+		}
+	}
+	return true
 }
 
 // loadStatCache reads the cache; a missing, unreadable or stale-format cache
@@ -93,21 +111,23 @@ func (c *statCache) save(path string) error {
 	return nil
 }
 
-// freshCache records the regular files of this scan, except racy ones.
+// freshCache records the entries of this scan, except racy ones (and the
+// root, which is always read).
 func (s *scanner) freshCache(start time.Time) *statCache {
 	c := &statCache{Version: statCacheVersion, Files: make(map[string]cachedFile, len(s.entries))}
 	limit := start.Add(-racyWindow).UnixNano()
 	for i, e := range s.entries {
-		if e.Type != TypeRegular || s.stats[i].CtimeNs >= limit || s.stats[i].MtimeNs >= limit {
+		if e.Type == TypeHardLink || e.Path == RootPath || s.stats[i].CtimeNs >= limit || s.stats[i].MtimeNs >= limit {
 			continue
 		}
-		c.Files[e.Path] = cachedFile{Stat: s.stats[i], Digest: e.Digest}
+		c.Files[e.Path] = cachedFile{Stat: s.stats[i], Digest: e.Digest, Link: e.Link, Xattrs: e.Xattrs}
 	}
 	return c
 }
 
-// writeStatCache records the current stat of every regular file of m under
-// root with m's digest, for a caller that has just made root equal to m.
+// writeStatCache records the current stat of every entry of m under root
+// with m's digest, symlink target and xattrs, for a caller that has just
+// made root equal to m.
 func writeStatCache(root string, m *Manifest, path string) error {
 	rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -115,19 +135,17 @@ func writeStatCache(root string, m *Manifest, path string) error {
 	}
 	defer unix.Close(rootfd)
 	c := &statCache{Version: statCacheVersion, Files: make(map[string]cachedFile, len(m.Entries))}
-	for i := range m.Entries {
+	for i := 1; i < len(m.Entries); i++ {
 		e := &m.Entries[i]
+		data := e
 		if e.Type == TypeHardLink {
 			// Any name of a multiply-linked file may be the one a scan meets
-			// first, so every name of a regular file is recorded.
+			// first, so every name is recorded with the inode's data.
 			t := lookup(m, e.Link)
-			if t < 0 || m.Entries[t].Type != TypeRegular {
+			if t < 0 {
 				continue
 			}
-			e = &Entry{Path: e.Path, Type: TypeRegular, Size: m.Entries[t].Size, Digest: m.Entries[t].Digest}
-		}
-		if e.Type != TypeRegular {
-			continue
+			data = &m.Entries[t]
 		}
 		fd, err := openBeneath(rootfd, e.Path, unix.O_PATH)
 		if err != nil {
@@ -139,10 +157,10 @@ func writeStatCache(root string, m *Manifest, path string) error {
 		if err != nil {
 			return fmt.Errorf("record stat cache of %s: stat %s: %w", root, e.Path, err)
 		}
-		if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != e.Size {
-			return fmt.Errorf("record stat cache of %s: %s is not the regular file of %d bytes the manifest says", root, e.Path, e.Size)
+		if data.Type == TypeRegular && (st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != data.Size) {
+			return fmt.Errorf("record stat cache of %s: %s is not the regular file of %d bytes the manifest says", root, e.Path, data.Size)
 		}
-		c.Files[e.Path] = cachedFile{Stat: statOf(&st), Digest: e.Digest}
+		c.Files[e.Path] = cachedFile{Stat: statOf(&st), Digest: data.Digest, Link: data.Link, Xattrs: data.Xattrs}
 	}
 	return c.save(path)
 }

@@ -94,7 +94,7 @@ func fromDirectory(ctx context.Context, root string, opts DirOptions) (*Manifest
 	if err := validate(m); err != nil {
 		return nil, fmt.Errorf("scan %s: %w", root, err)
 	}
-	if fresh != nil {
+	if fresh != nil && !s.cache.sameAs(fresh) {
 		if err := fresh.save(opts.StatCachePath); err != nil {
 			return nil, fmt.Errorf("scan %s: %w", root, err)
 		}
@@ -182,6 +182,25 @@ func (s *scanner) addEntry(dirfd int, name, p string) (bool, error) {
 	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return false, fmt.Errorf("stat: %w", err)
 	}
+	idx := len(s.entries)
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR && st.Nlink > 1 {
+		key := inodeKey{uint64(st.Dev), st.Ino}
+		if first, ok := s.inodes[key]; ok {
+			// Another name of an inode already seen: record it as a hard link
+			// now; linkHardLinks picks the canonical first name later.
+			s.entries = append(s.entries, Entry{Path: p, Type: TypeHardLink, Link: s.entries[first].Path})
+			s.stats = append(s.stats, fileStat{})
+			return false, nil
+		}
+		s.inodes[key] = idx
+	}
+	fs := statOf(&st)
+	// A cache hit (same inode, size, mtime and ctime) vouches for the digest,
+	// symlink target and xattrs: changing any of them changes the ctime.
+	cached, hit := s.cache.lookup(p, fs)
+	if hit {
+		s.hits++
+	}
 	e := Entry{Path: p, Mode: st.Mode & 0o7777, UID: st.Uid, GID: st.Gid, MtimeNs: st.Mtim.Nano()}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
@@ -189,8 +208,17 @@ func (s *scanner) addEntry(dirfd int, name, p string) (bool, error) {
 	case unix.S_IFREG:
 		e.Type = TypeRegular
 		e.Size = st.Size
+		if hit {
+			e.Digest = cached.Digest
+		} else {
+			s.toHash = append(s.toHash, idx)
+		}
 	case unix.S_IFLNK:
 		e.Type = TypeSymlink
+		if hit {
+			e.Link = cached.Link
+			break
+		}
 		buf := make([]byte, max(st.Size+1, 256))
 		n, err := unix.Readlinkat(dirfd, name, buf)
 		if err != nil {
@@ -211,35 +239,21 @@ func (s *scanner) addEntry(dirfd int, name, p string) (bool, error) {
 	case unix.S_IFSOCK:
 		s.sockets++
 		s.log.Debug("skipping socket", "path", p)
+		if key := (inodeKey{uint64(st.Dev), st.Ino}); s.inodes[key] == idx {
+			delete(s.inodes, key) // no entry at idx after all
+		}
 		return false, nil
 	default:
 		return false, fmt.Errorf("unknown file type %#o", st.Mode&unix.S_IFMT)
 	}
-	xs, err := entryXattrs(dirfd, name)
-	if err != nil {
-		return false, err
-	}
-	e.Xattrs = xs
-	idx := len(s.entries)
-	if e.Type != TypeDirectory && st.Nlink > 1 {
-		key := inodeKey{uint64(st.Dev), st.Ino}
-		if first, ok := s.inodes[key]; ok {
-			// Another name of an inode already seen: record it as a hard link
-			// now; linkHardLinks picks the canonical first name later.
-			s.entries = append(s.entries, Entry{Path: p, Type: TypeHardLink, Link: s.entries[first].Path})
-			s.stats = append(s.stats, fileStat{})
-			return false, nil
+	if hit {
+		e.Xattrs = cached.Xattrs
+	} else {
+		xs, err := entryXattrs(dirfd, name)
+		if err != nil {
+			return false, err
 		}
-		s.inodes[key] = idx
-	}
-	fs := statOf(&st)
-	if e.Type == TypeRegular {
-		if d, ok := s.cache.lookup(p, fs); ok {
-			e.Digest = d
-			s.hits++
-		} else {
-			s.toHash = append(s.toHash, idx)
-		}
+		e.Xattrs = xs
 	}
 	s.entries = append(s.entries, e)
 	s.stats = append(s.stats, fs)

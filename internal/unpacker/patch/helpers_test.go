@@ -17,14 +17,14 @@ import (
 	"github.com/autoami/terraform-provider-autoami/internal/unpacker/manifest"
 )
 
-func requireRoot(t *testing.T) {
+func requireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (loop devices, mount, chown, device nodes); run as root in CI")
 	}
 }
 
-func run(t *testing.T, name string, args ...string) string {
+func run(t testing.TB, name string, args ...string) string {
 	t.Helper()
 	out, err := exec.Command(name, args...).CombinedOutput()
 	if err != nil {
@@ -42,7 +42,7 @@ type loopFS struct {
 
 // newLoopFS makes and mounts an ext4 file system of sizeMiB on a fresh loop
 // device; cleanup unmounts and detaches exactly this mount and device.
-func newLoopFS(t *testing.T, sizeMiB int) *loopFS {
+func newLoopFS(t testing.TB, sizeMiB int) *loopFS {
 	t.Helper()
 	requireRoot(t)
 	dir := t.TempDir()
@@ -68,12 +68,12 @@ func newLoopFS(t *testing.T, sizeMiB int) *loopFS {
 	return fs
 }
 
-func (fs *loopFS) mount(t *testing.T) {
+func (fs *loopFS) mount(t testing.TB) {
 	t.Helper()
 	run(t, "mount", "-t", "ext4", fs.dev, fs.mnt)
 }
 
-func (fs *loopFS) unmount(t *testing.T) {
+func (fs *loopFS) unmount(t testing.TB) {
 	t.Helper()
 	if !isMounted(fs.mnt) {
 		return
@@ -88,7 +88,7 @@ func (fs *loopFS) unmount(t *testing.T) {
 	t.Errorf("unmount %s: %v", fs.mnt, err)
 }
 
-func (fs *loopFS) remount(t *testing.T) {
+func (fs *loopFS) remount(t testing.TB) {
 	t.Helper()
 	fs.unmount(t)
 	fs.mount(t)
@@ -107,7 +107,7 @@ func isMounted(dir string) bool {
 	return false
 }
 
-func scan(t *testing.T, root string) *manifest.Manifest {
+func scan(t testing.TB, root string) *manifest.Manifest {
 	t.Helper()
 	m, err := manifest.FromDirectory(context.Background(), root, manifest.DirOptions{})
 	if err != nil {
