@@ -27,7 +27,9 @@ func TestIdlePoweroff(t *testing.T) {
 	}
 	// A running unpack keeps it up too.
 	busy := &stream{state: wire.StateFetching, changed: make(chan struct{})}
+	d.mu.Lock()
 	d.streams["busy"] = busy
+	d.mu.Unlock()
 	time.Sleep(400 * time.Millisecond)
 	if calls.Load() != 0 {
 		t.Fatal("powered off during an unpack")

@@ -195,6 +195,9 @@ func (w *world) start(pauseAt string) *daemonProc {
 	}
 	t.Cleanup(func() {
 		p.kill()
+		if strings.Contains(p.stderr.String(), "WARNING: DATA RACE") {
+			t.Errorf("the daemon (pid %d) ran into a data race", cmd.Process.Pid)
+		}
 		if t.Failed() {
 			t.Logf("daemon (pid %d) log:\n%s", cmd.Process.Pid, p.stderr.String())
 		}
