@@ -47,6 +47,11 @@ const (
 	DefaultOVMFVars = "/usr/share/OVMF/OVMF_VARS_4M.fd"
 )
 
+// AccelEnv names the environment variable that, when Options.Accel is
+// empty, picks the accelerator ("kvm" or "tcg") instead of the automatic
+// choice: CI on a host where KVM is known to stall sets it to tcg.
+const AccelEnv = "AUTOAMI_QEMU_ACCEL"
+
 // InstallHint names the Debian packages Boot needs.
 const InstallHint = "install qemu-system-x86 and ovmf (listed in scripts/test-deps.txt)"
 
@@ -72,8 +77,8 @@ type Options struct {
 	ConsoleLog string
 	// OVMFCode and OVMFVars override the UEFI firmware files.
 	OVMFCode, OVMFVars string
-	// Accel is "kvm" or "tcg"; empty picks kvm when /dev/kvm can be opened
-	// and falls back to tcg when the boot stalls under it.
+	// Accel is "kvm" or "tcg"; empty means $AUTOAMI_QEMU_ACCEL, else kvm
+	// when /dev/kvm can be opened, falling back to tcg when the boot stalls.
 	Accel string
 	// Binary is the qemu executable; empty means qemu-system-x86_64 on PATH.
 	Binary string

@@ -83,8 +83,16 @@ func boot(ctx context.Context, opts Options) (*Result, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	if opts.Accel != "" {
-		return bootWith(ctx, log, opts, opts.Accel, false)
+	accel := opts.Accel
+	if accel == "" {
+		accel = os.Getenv(AccelEnv)
+	}
+	switch accel {
+	case "kvm", "tcg":
+		return bootWith(ctx, log, opts, accel, false)
+	case "":
+	default:
+		return nil, fmt.Errorf("boot %s: accelerator %q: want kvm or tcg", opts.Image, accel)
 	}
 	if kvmUsable() && !kvmBroken.Load() {
 		res, err := bootWith(ctx, log, opts, "kvm", true)
