@@ -219,4 +219,3 @@ func BenchmarkSHA256SingleCore(b *testing.B) {
 		sha256.Sum256(buf)
 	}
 }
-
