@@ -98,7 +98,7 @@ type Options struct {
 	// Progress, when set, is called (from one goroutine at a time, at most
 	// a few times a second plus at each phase change) with the current progress.
 	Progress func(Progress)
-	// Hook, when set, is called at each Point; a non-nil error stops Apply at
+	// Hook, when set, is called (one call at a time) at each Point; a non-nil error stops Apply at
 	// once, returning an error wrapping ErrInterrupted and the hook's error.
 	// For tests of interrupted patches.
 	Hook func(p Point, path string) error

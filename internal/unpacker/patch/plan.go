@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/autoami/terraform-provider-autoami/internal/unpacker/manifest"
@@ -76,6 +77,7 @@ type plan struct {
 	stagedUses map[objects.Digest]int
 	leftovers  int
 	used       bool
+	hookMu     sync.Mutex // sources may put objects concurrently
 }
 
 func prepare(ctx context.Context, root string, m *manifest.Manifest, opts Options) (*Plan, error) {
@@ -141,6 +143,8 @@ func (p *plan) hook(pt Point, path string) error {
 	if p.opts.Hook == nil {
 		return nil
 	}
+	p.hookMu.Lock()
+	defer p.hookMu.Unlock()
 	if err := p.opts.Hook(pt, path); err != nil {
 		return fmt.Errorf("patch %s at %s %q: %w: %w", p.t.root, pt, path, ErrInterrupted, err)
 	}

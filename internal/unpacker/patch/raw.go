@@ -44,10 +44,13 @@ func applyRaw(ctx context.Context, path string, m *manifest.Manifest, src object
 		return res, fmt.Errorf("patch raw %s: manifest is a file tree, not a raw image (use Apply)", path)
 	}
 	img := m.Image
+	var hookMu sync.Mutex
 	hook := func(p Point, what string) error {
 		if opts.Hook == nil {
 			return nil
 		}
+		hookMu.Lock()
+		defer hookMu.Unlock()
 		if err := opts.Hook(p, what); err != nil {
 			return fmt.Errorf("patch raw %s at %s %q: %w: %w", path, p, what, ErrInterrupted, err)
 		}
