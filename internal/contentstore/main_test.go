@@ -289,3 +289,7 @@ func mustErr(t *testing.T, err error, target error, fragments ...string) {
 		}
 	}
 }
+
+func writeFile(root, p string, b []byte) error {
+	return os.WriteFile(filepath.Join(root, p), b, 0o644)
+}

@@ -19,7 +19,7 @@ const (
 	// maxPartSize bounds the part size (and so the transfer manager's part
 	// buffers) for ordinary objects; the manager raises it for objects that
 	// would need more than 10 000 parts.
-	maxPartSize = 16 << 20
+	maxPartSize = 8 << 20
 	// partConcurrency is how many parts of one object are sent at once, and
 	// multipartObjects how many multipart objects are in flight at once:
 	// together they bound the transfer manager's buffers to about
