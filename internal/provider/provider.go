@@ -251,7 +251,9 @@ func (p *autoamiProvider) Configure(ctx context.Context, req provider.ConfigureR
 }
 
 func (p *autoamiProvider) Resources(_ context.Context) []func() resource.Resource {
-	return []func() resource.Resource{}
+	return []func() resource.Resource{
+		NewPolicyResource,
+	}
 }
 
 func (p *autoamiProvider) DataSources(_ context.Context) []func() datasource.DataSource {
