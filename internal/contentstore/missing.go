@@ -3,6 +3,7 @@ package contentstore
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -100,6 +101,11 @@ func (s *store) has(ctx context.Context, w objects.Want) (bool, error) {
 	if err != nil {
 		if isNotFound(err) {
 			return false, nil
+		}
+		if httpStatus(err) == http.StatusForbidden {
+			// Without s3:ListBucket, S3 answers 403 instead of 404 for
+			// a key that does not exist.
+			return false, fmt.Errorf("check for object %s: %w; the credentials need s3:GetObject and s3:ListBucket on it", s.uri(key), s.bucketError("read", err))
 		}
 		return false, fmt.Errorf("check for object %s: %w", s.uri(key), s.bucketError("read", err))
 	}
