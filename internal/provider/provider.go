@@ -252,6 +252,7 @@ func (p *autoamiProvider) Configure(ctx context.Context, req provider.ConfigureR
 
 func (p *autoamiProvider) Resources(_ context.Context) []func() resource.Resource {
 	return []func() resource.Resource{
+		NewImageStreamResource,
 		NewPolicyResource,
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 
 	"github.com/autoami/terraform-provider-autoami/internal/awsclient"
+	"github.com/autoami/terraform-provider-autoami/internal/contentstore"
 )
 
 // regionValidator checks the shape of an AWS region name at plan time.
@@ -67,3 +68,21 @@ func (v roleARNValidator) ValidateString(ctx context.Context, req validator.Stri
 }
 
 func upper(s string) string { return strings.ToUpper(s) }
+
+// streamNameValidator checks image stream names at plan time.
+type streamNameValidator struct{}
+
+func (streamNameValidator) Description(context.Context) string {
+	return "slash-separated segments of a-z, 0-9, '.', '_' and '-'"
+}
+func (v streamNameValidator) MarkdownDescription(ctx context.Context) string {
+	return v.Description(ctx)
+}
+func (streamNameValidator) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	if err := contentstore.ValidateStreamName(req.ConfigValue.ValueString()); err != nil {
+		resp.Diagnostics.AddAttributeError(req.Path, "Invalid stream name", err.Error())
+	}
+}

@@ -1,0 +1,169 @@
+package provider
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
+
+	"github.com/autoami/terraform-provider-autoami/internal/awsclient"
+	"github.com/autoami/terraform-provider-autoami/internal/baseimage"
+	"github.com/autoami/terraform-provider-autoami/internal/policy"
+)
+
+// rebuildDecisionKey is the private-state key holding the policy decision
+// the last refresh made, so that the plan can act on it and explain it.
+const rebuildDecisionKey = "rebuild_decision"
+
+// rebuildDecision is what refresh leaves for plan.
+type rebuildDecision struct {
+	Action   string `json:"action"` // policy.Action.String()
+	Headline string `json:"headline"`
+	Reason   string `json:"reason"`
+	NewName  string `json:"new_name"`
+}
+
+func (m *baseImageSelectorModel) selector(ctx context.Context) (baseimage.Selector, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	sel := baseimage.Selector{
+		SSMParameter:      m.SSMParameter.ValueString(),
+		Name:              m.Name.ValueString(),
+		Architecture:      m.Architecture.ValueString(),
+		IncludeDeprecated: m.IncludeDeprecated.ValueBool(),
+		Advisories:        m.Advisories.ValueString(),
+		SecurityLevelTag:  m.SecurityLevelTag.ValueString(),
+	}
+	diags.Append(m.Owners.ElementsAs(ctx, &sel.Owners, false)...)
+	for _, f := range m.Filters {
+		var values []string
+		diags.Append(f.Values.ElementsAs(ctx, &values, false)...)
+		sel.Filters = append(sel.Filters, baseimage.Filter{Name: f.Name.ValueString(), Values: values})
+	}
+	return sel, diags
+}
+
+// findLatestBaseImage resolves the selector in the home region.
+func (r *imageStreamResource) findLatestBaseImage(ctx context.Context, m *baseImageSelectorModel) (*baseimage.Result, *awsclient.Clients, error) {
+	sel, diags := m.selector(ctx)
+	if diags.HasError() {
+		return nil, nil, fmt.Errorf("base_image: %v", diags)
+	}
+	clients, err := r.data.clients.For(ctx, awsclient.Target{RoleARN: m.RoleARN.ValueString()})
+	if err != nil {
+		return nil, nil, err
+	}
+	res, err := baseimage.Find(ctx, clients.EC2, clients.SSM, sel)
+	if err != nil {
+		return nil, nil, fmt.Errorf("in region %s of account %s: %w", clients.Target.Region, clients.AccountID, err)
+	}
+	return res, clients, nil
+}
+
+// baseImageIDs finds the image called name in each of the selector's
+// regions (default: the home region), owned by the owner of the home
+// region's image.
+func (r *imageStreamResource) baseImageIDs(ctx context.Context, m *baseImageSelectorModel, name string) (types.Map, error) {
+	regions := []string{r.data.clients.HomeRegion()}
+	if !m.Regions.IsNull() && !m.Regions.IsUnknown() {
+		regions = nil
+		m.Regions.ElementsAs(ctx, &regions, false)
+	}
+	ids := map[string]attr.Value{}
+	for _, region := range regions {
+		clients, err := r.data.clients.For(ctx, awsclient.Target{RoleARN: m.RoleARN.ValueString(), Region: region})
+		if err != nil {
+			return types.MapNull(types.StringType), err
+		}
+		out, err := clients.EC2.DescribeImages(ctx, &ec2.DescribeImagesInput{
+			Filters:           []ec2types.Filter{{Name: aws.String("name"), Values: []string{name}}},
+			IncludeDeprecated: aws.Bool(true),
+		})
+		if err != nil {
+			return types.MapNull(types.StringType), fmt.Errorf("look up base image %q in %s: %w", name, region, err)
+		}
+		if len(out.Images) == 0 {
+			return types.MapNull(types.StringType), fmt.Errorf("base image %q does not exist in %s (AMIs are regional: copy it there, or remove %s from base_image.regions)", name, region, region)
+		}
+		images := make([]baseimage.Image, 0, len(out.Images))
+		for _, img := range out.Images {
+			images = append(images, baseimage.Image{ID: aws.ToString(img.ImageId), Name: aws.ToString(img.Name)})
+		}
+		baseimage.Sort(images)
+		ids[region] = types.StringValue(images[0].ID)
+	}
+	v, diags := types.MapValue(types.StringType, ids)
+	if diags.HasError() {
+		return types.MapNull(types.StringType), fmt.Errorf("%v", diags)
+	}
+	return v, nil
+}
+
+// refreshBaseImage resolves the selector, records the newest base image, and
+// asks the policy whether the stream should adopt it.
+func (r *imageStreamResource) refreshBaseImage(ctx context.Context, state *imageStreamModel, resp *resource.ReadResponse) {
+	latest, _, err := r.findLatestBaseImage(ctx, state.BaseImage)
+	if err != nil {
+		resp.Diagnostics.AddAttributeError(path.Root("base_image"), "Base image lookup failed", err.Error())
+		return
+	}
+	state.LatestBaseImage = latestBaseImageValue(latest)
+	if ids, err := r.baseImageIDs(ctx, state.BaseImage, state.BaseImageName.ValueString()); err == nil {
+		state.BaseImageIDs = ids
+	} else {
+		resp.Diagnostics.AddAttributeWarning(path.Root("base_image_ids"), "Base image IDs unavailable", err.Error())
+		state.BaseImageIDs = types.MapNull(types.StringType)
+	}
+	decision := rebuildDecision{Action: policy.NothingToDo.String()}
+	current := state.BaseImageName.ValueString()
+	if latest.Image.Name != current && current != "" {
+		pol, err := r.loadPolicy(ctx, state.PolicyID.ValueString())
+		if err != nil {
+			resp.Diagnostics.AddAttributeError(path.Root("policy_id"), "Cannot read the stream's policy", err.Error())
+			return
+		}
+		oldID := ""
+		if !state.BaseImageIDs.IsNull() {
+			if v, ok := state.BaseImageIDs.Elements()[r.data.clients.HomeRegion()]; ok {
+				oldID = v.(types.String).ValueString()
+			}
+		}
+		level, _ := policy.ParseSecurityLevel(latest.SecurityLevel)
+		d, err := policy.Decide(policy.Change{Update: &policy.BaseImageUpdate{
+			OldImageID: oldID, OldImageName: current,
+			NewImageID: latest.Image.ID, NewImageName: latest.Image.Name,
+			ReleasedAt: latest.Image.CreationDate, Level: level, UpdateType: latest.UpdateType,
+			ApprovalHint: fmt.Sprintf("change rebuild_trigger of stream %q, or run terraform apply -replace on it", state.Name.ValueString()),
+		}}, pol, now())
+		if err != nil {
+			resp.Diagnostics.AddError("Rebuild decision failed", err.Error())
+			return
+		}
+		decision = rebuildDecision{Action: d.Action.String(), Headline: d.Headline(), Reason: d.Reason, NewName: latest.Image.Name}
+		state.RebuildRequired = types.BoolValue(d.Action == policy.RebuildNow)
+		state.RebuildReason = types.StringValue(d.Reason)
+		tflog.Info(ctx, "base image update", map[string]any{"stream": state.Name.ValueString(), "from": current,
+			"to": latest.Image.Name, "level": latest.SecurityLevel, "decision": d.Action.String(), "reason": d.Reason})
+	}
+	b, _ := json.Marshal(decision)
+	resp.Diagnostics.Append(resp.Private.SetKey(ctx, rebuildDecisionKey, b)...)
+}
+
+func latestBaseImageValue(res *baseimage.Result) types.Object {
+	v, _ := types.ObjectValue(latestBaseImageAttrTypes, map[string]attr.Value{
+		"id":             types.StringValue(res.Image.ID),
+		"name":           types.StringValue(res.Image.Name),
+		"release_time":   timeString(res.Image.CreationDate),
+		"security_level": types.StringValue(res.SecurityLevel),
+		"update_type":    types.StringValue(res.UpdateType),
+	})
+	return v
+}

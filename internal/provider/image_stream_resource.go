@@ -1,0 +1,311 @@
+package provider
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
+
+	"github.com/autoami/terraform-provider-autoami/internal/contentstore"
+	"github.com/autoami/terraform-provider-autoami/internal/imagestream"
+)
+
+var (
+	_ resource.ResourceWithConfigure        = (*imageStreamResource)(nil)
+	_ resource.ResourceWithModifyPlan       = (*imageStreamResource)(nil)
+	_ resource.ResourceWithImportState      = (*imageStreamResource)(nil)
+	_ resource.ResourceWithConfigValidators = (*imageStreamResource)(nil)
+)
+
+// defaultUploadTimeout bounds a create or update that uploads content.
+const defaultUploadTimeout = 60 * time.Minute
+
+// NewImageStreamResource is the constructor of autoami_image_stream.
+func NewImageStreamResource() resource.Resource { return &imageStreamResource{} }
+
+type imageStreamResource struct {
+	data *providerData
+}
+
+func (r *imageStreamResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_image_stream"
+}
+
+func (r *imageStreamResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
+	data, diags := providerDataFrom(req.ProviderData)
+	resp.Diagnostics.Append(diags...)
+	r.data = data
+}
+
+// streamStore opens the stream's content store: its own, else the provider's.
+func (r *imageStreamResource) streamStore(ctx context.Context, m *imageStreamModel) (*contentstore.Store, error) {
+	loc := contentstore.Location{}
+	switch {
+	case m.ContentStore != nil:
+		loc = contentstore.Location{Bucket: m.ContentStore.Bucket.ValueString(), Prefix: m.ContentStore.Prefix.ValueString()}
+	case r.data.contentStore != nil:
+		loc = contentstore.Location{Bucket: r.data.contentStore.Bucket, Prefix: r.data.contentStore.Prefix}
+	default:
+		return nil, fmt.Errorf("no content store: set content_store on the stream or on the provider")
+	}
+	clients, err := r.data.clients.Home(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return contentstore.New(clients.S3, loc, contentstore.Options{}), nil
+}
+
+// cacheDir is where stat caches and manifests of sources are kept between
+// plans, so an unchanged source is not read again.
+func cacheDir() string {
+	if dir := os.Getenv("AUTOAMI_CACHE_DIR"); dir != "" {
+		return dir
+	}
+	if dir, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(dir, "autoami")
+	}
+	return filepath.Join(os.TempDir(), "autoami-cache")
+}
+
+func (r *imageStreamResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	var plan imageStreamModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	timeout, diags := plan.Timeouts.Create(ctx, defaultUploadTimeout)
+	resp.Diagnostics.Append(diags...)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	r.publish(ctx, &plan, nil, &resp.Diagnostics)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+func (r *imageStreamResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	var plan, state imageStreamModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	timeout, diags := plan.Timeouts.Update(ctx, defaultUploadTimeout)
+	resp.Diagnostics.Append(diags...)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	r.publish(ctx, &plan, &state, &resp.Diagnostics)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	// The decision that led here is spent; the next refresh makes a new one.
+	resp.Diagnostics.Append(resp.Private.SetKey(ctx, rebuildDecisionKey, nil)...)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+// publish loads the planned source, checks that it is what the plan showed,
+// uploads what the store lacks and writes the revision; it fills the
+// computed attributes of plan.
+func (r *imageStreamResource) publish(ctx context.Context, plan, prior *imageStreamModel, diags *diag.Diagnostics) {
+	name := plan.Name.ValueString()
+	src, srcPath := sourceOf(plan, plan.BaseImageName.ValueString())
+	content, err := imagestream.Load(ctx, src, imagestream.LoadOptions{CacheDir: cacheDir()})
+	if err != nil {
+		diags.AddAttributeError(srcPath, "Cannot read the stream's source", err.Error())
+		return
+	}
+	if planned := plan.Revision.ValueString(); !plan.Revision.IsUnknown() && planned != content.Revision {
+		diags.AddAttributeError(srcPath, "The source changed since the plan",
+			fmt.Sprintf("Stream %q was planned at revision %s, but %s is now revision %s. Run terraform plan again.",
+				name, planned, content.Path, content.Revision))
+		return
+	}
+	store, err := r.streamStore(ctx, plan)
+	if err != nil {
+		diags.AddError("Content store unavailable", err.Error())
+		return
+	}
+	extra, err := streamExtra(ctx, r.data, plan)
+	if err != nil {
+		diags.AddError("Invalid tags", err.Error())
+		return
+	}
+	tflog.Info(ctx, "publishing stream revision", map[string]any{
+		"stream": name, "revision": content.Revision, "objects": content.Summary.Objects, "bytes": content.Summary.ObjectBytes,
+		"store": store.Location().Bucket + "/" + store.Location().Prefix,
+	})
+	started := now()
+	pub, err := imagestream.Publish(ctx, store, name, content, extra)
+	if err != nil {
+		diags.AddError(fmt.Sprintf("Publishing stream %q failed", name), err.Error())
+		return
+	}
+	tflog.Info(ctx, "published stream revision", map[string]any{
+		"stream": name, "revision": content.Revision, "objects_uploaded": pub.ObjectsUploaded,
+		"bytes_uploaded": pub.BytesUploaded, "seconds": now().Sub(started).Seconds(),
+	})
+	plan.ID = types.StringValue(name)
+	plan.Revision = types.StringValue(content.Revision)
+	plan.RevisionCreatedAt = timeString(pub.Record.CreatedAt)
+	if prior != nil && prior.Revision.ValueString() == content.Revision && !prior.RevisionCreatedAt.IsNull() {
+		plan.RevisionCreatedAt = prior.RevisionCreatedAt // same revision, republished (tags, store)
+	}
+	plan.ManifestURI = types.StringValue(pub.ManifestURI)
+	plan.SizeBytes = types.Int64Value(pub.Record.SizeBytes)
+	plan.FileCount = types.Int64Value(pub.Record.FileCount)
+	plan.BytesUploaded = types.Int64Value(pub.BytesUploaded)
+	plan.ObjectsUploaded = types.Int64Value(int64(pub.ObjectsUploaded))
+	if plan.BaseImage != nil {
+		ids, err := r.baseImageIDs(ctx, plan.BaseImage, plan.BaseImageName.ValueString())
+		if err != nil {
+			diags.AddAttributeError(path.Root("base_image"), "Cannot find the base image in every region", err.Error())
+			return
+		}
+		plan.BaseImageIDs = ids
+		if plan.LatestBaseImage.IsUnknown() {
+			plan.LatestBaseImage = types.ObjectNull(latestBaseImageAttrTypes)
+		}
+	} else {
+		plan.BaseImageName = types.StringNull()
+		plan.BaseImageIDs = types.MapNull(types.StringType)
+		plan.LatestBaseImage = types.ObjectNull(latestBaseImageAttrTypes)
+	}
+	plan.RebuildRequired = types.BoolValue(false)
+	plan.RebuildReason = types.StringNull()
+}
+
+func (r *imageStreamResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	var state imageStreamModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	store, err := r.streamStore(ctx, &state)
+	if err != nil {
+		resp.Diagnostics.AddError("Content store unavailable", err.Error())
+		return
+	}
+	name := state.Name.ValueString()
+	rec, found, err := store.GetStream(ctx, name)
+	if err != nil {
+		resp.Diagnostics.AddError(fmt.Sprintf("Cannot read stream %q", name), err.Error())
+		return
+	}
+	if !found {
+		tflog.Warn(ctx, "stream record is gone; planning to publish the stream again", map[string]any{"stream": name})
+		resp.State.RemoveResource(ctx)
+		return
+	}
+	state.ID = types.StringValue(name)
+	state.Revision = types.StringValue(rec.Revision)
+	state.RevisionCreatedAt = timeString(rec.CreatedAt)
+	state.ManifestURI = types.StringValue(store.ManifestURI(name, rec.Revision))
+	state.SizeBytes = types.Int64Value(rec.SizeBytes)
+	state.FileCount = types.Int64Value(rec.FileCount)
+	if state.BytesUploaded.IsNull() || state.BytesUploaded.IsUnknown() { // imported
+		state.BytesUploaded, state.ObjectsUploaded = types.Int64Value(0), types.Int64Value(0)
+	}
+	if tags, ok := rec.Extra[extraTagsKey]; ok && state.Tags.IsNull() {
+		var m map[string]string
+		if json.Unmarshal([]byte(tags), &m) == nil && len(m) > 0 {
+			state.Tags, _ = types.MapValueFrom(ctx, types.StringType, m)
+		}
+	}
+	state.RebuildRequired = types.BoolValue(false)
+	state.RebuildReason = types.StringNull()
+	if rec.BaseImageName != "" {
+		state.BaseImageName = types.StringValue(rec.BaseImageName)
+	} else {
+		state.BaseImageName = types.StringNull()
+	}
+	if state.BaseImage == nil {
+		state.BaseImageIDs = types.MapNull(types.StringType)
+		state.LatestBaseImage = types.ObjectNull(latestBaseImageAttrTypes)
+	} else {
+		r.refreshBaseImage(ctx, &state, resp)
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+}
+
+func (r *imageStreamResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	var state imageStreamModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	timeout, diags := state.Timeouts.Delete(ctx, 10*time.Minute)
+	resp.Diagnostics.Append(diags...)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	store, err := r.streamStore(ctx, &state)
+	if err != nil {
+		resp.Diagnostics.AddError("Content store unavailable", err.Error())
+		return
+	}
+	if err := store.DeleteStream(ctx, state.Name.ValueString()); err != nil {
+		resp.Diagnostics.AddError(fmt.Sprintf("Cannot delete stream %q", state.Name.ValueString()), err.Error())
+	}
+}
+
+func (r *imageStreamResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	if err := contentstore.ValidateStreamName(req.ID); err != nil {
+		resp.Diagnostics.AddError("Invalid import ID", fmt.Sprintf("Import an image stream by its name (e.g. web/al2023): %s", err))
+		return
+	}
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("name"), req.ID)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
+}
+
+// extraTagsKey keeps the stream's tags (with default tags) in its record.
+const extraTagsKey = "tags"
+
+func streamExtra(ctx context.Context, data *providerData, m *imageStreamModel) (map[string]string, error) {
+	own := map[string]string{}
+	if diags := m.Tags.ElementsAs(ctx, &own, false); diags.HasError() {
+		return nil, fmt.Errorf("tags: %v", diags)
+	}
+	b, err := json.Marshal(data.mergeTags(own))
+	if err != nil {
+		return nil, err
+	}
+	return map[string]string{extraTagsKey: string(b)}, nil
+}
+
+// sourceOf builds the content source of a stream from its configuration,
+// and the attribute path errors about it should point at.
+func sourceOf(m *imageStreamModel, baseImageName string) (imagestream.Source, path.Path) {
+	switch {
+	case m.RawImage != nil:
+		return imagestream.Source{Kind: imagestream.KindRawImage, RawImage: m.RawImage.Path.ValueString()}, path.Root("raw_image").AtName("path")
+	case m.BaseImage != nil:
+		src := imagestream.Source{Kind: imagestream.KindLayered, BaseImageName: baseImageName, RebuildTrigger: m.RebuildTrigger.ValueString()}
+		p := path.Root("base_image")
+		if m.Overlay != nil {
+			src.Directory, src.Tarball = m.Overlay.Directory.ValueString(), m.Overlay.Tarball.ValueString()
+			p = treeSourcePath("overlay", m.Overlay)
+		}
+		return src, p
+	default:
+		src := imagestream.Source{Kind: imagestream.KindTree}
+		if m.RootFilesystem != nil {
+			src.Directory, src.Tarball = m.RootFilesystem.Directory.ValueString(), m.RootFilesystem.Tarball.ValueString()
+		}
+		return src, treeSourcePath("root_filesystem", m.RootFilesystem)
+	}
+}
+
+func treeSourcePath(attr string, m *fileTreeSourceModel) path.Path {
+	if m != nil && m.Tarball.ValueString() != "" {
+		return path.Root(attr).AtName("tarball")
+	}
+	return path.Root(attr).AtName("directory")
+}
