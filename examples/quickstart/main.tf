@@ -10,6 +10,53 @@ terraform {
 
 provider "autoami" {
   region = "us-east-1"
+
+  # Where image streams keep their content (the demo's local AWS has it).
+  content_store = {
+    bucket = "autoami-demo-content"
+    prefix = "autoami/"
+  }
+}
+
+# The rules for security rebuilds: critical at once, the rest in the night
+# window, low-severity updates only when approved, best before 30 days.
+resource "autoami_policy" "demo" {
+  name = "demo"
+  security_windows = {
+    critical = "immediate"
+    high     = "24h"
+    low      = "manual"
+  }
+  max_age = "30d"
+  build_window = {
+    start    = "02:00"
+    end      = "06:00"
+    timezone = "UTC"
+  }
+}
+
+# A stream from a complete root filesystem: its revision is the digest of the
+# tree, and apply uploads only the files the content store lacks.
+resource "autoami_image_stream" "rootfs" {
+  name = "demo/rootfs"
+  root_filesystem = {
+    directory = "${path.module}/rootfs"
+  }
+}
+
+# A stream layered on the vendor's newest base image plus an overlay. When the
+# vendor publishes a newer image, the policy decides when the plan rebuilds.
+resource "autoami_image_stream" "app" {
+  name = "demo/app"
+  base_image = {
+    owners     = ["111122223333"]
+    name       = "acme-linux-*-x86_64"
+    advisories = "${path.module}/advisories.json"
+  }
+  overlay = {
+    directory = "${path.module}/overlay"
+  }
+  policy_id = autoami_policy.demo.id
 }
 
 # The newest Amazon Linux 2023, by its public SSM parameter.
@@ -43,5 +90,20 @@ output "acme" {
     security_level = data.autoami_latest_base_image.acme.security_level
     cves           = data.autoami_latest_base_image.acme.cves
     changelog_url  = data.autoami_latest_base_image.acme.changelog_url
+  }
+}
+
+output "policy" {
+  value = autoami_policy.demo.summary
+}
+
+output "streams" {
+  value = {
+    for s in [autoami_image_stream.rootfs, autoami_image_stream.app] : s.name => {
+      revision         = s.revision
+      files            = s.file_count
+      objects_uploaded = s.objects_uploaded
+      base_image       = s.base_image_name
+    }
   }
 }

@@ -7,6 +7,8 @@
 //
 // With -seed it registers a small vendor image history (see seed.go) so the
 // demo has a base image with a predecessor and a security level to show.
+// With -release NAME it publishes one more vendor image into a running local
+// AWS, as a vendor shipping a security fix would.
 package main
 
 import (
@@ -27,7 +29,17 @@ func main() {
 	logPath := flag.String("moto-log", "", "file for moto_server's output (default: discarded)")
 	seed := flag.Bool("seed", false, "register the demo's vendor images")
 	region := flag.String("region", "us-east-1", "region to seed")
+	release := flag.String("release", "", "instead of serving: publish a newer vendor image of this name into the running local AWS at -endpoint")
+	level := flag.String("level", "critical", "with -release: the new image's security level tag")
+	endpoint := flag.String("endpoint", "", "with -release: the running local AWS")
 	flag.Parse()
+	if *release != "" {
+		if err := releaseImage(context.Background(), *endpoint, *region, *release, *level); err != nil {
+			slog.Error("release failed", "error", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*endpointFile, *logPath, *region, *seed); err != nil {
 		slog.Error("localaws failed", "error", err)
 		os.Exit(1)
