@@ -1,5 +1,6 @@
-# The autoami quickstart. `make demo` runs it against a local AWS; against
-# real AWS, drop the endpoint settings (see the README).
+# The autoami quickstart. `make demo` runs it against a local AWS (it points
+# the provider there with a generated provider_override.tf); with real AWS
+# credentials and the vendor's owner ID changed, it runs against AWS as is.
 terraform {
   required_providers {
     autoami = {

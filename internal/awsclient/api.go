@@ -10,6 +10,7 @@ package awsclient
 
 import (
 	"context"
+	"errors"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ebs"
@@ -66,6 +67,10 @@ type Settings struct {
 	// provider's name and version).
 	UserAgent string
 }
+
+// ErrAssumeRole is wrapped by errors of targets whose role (or the
+// provider's assume_role) could not be assumed.
+var ErrAssumeRole = errors.New("cannot assume role")
 
 // DefaultMaxRetries is used when Settings.MaxRetries is 0. It is higher than
 // the SDK's default because publication fans out across many targets and

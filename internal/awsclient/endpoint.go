@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+
+	"github.com/aws/smithy-go"
 )
 
 func validateEndpoint(raw string) error {
@@ -30,4 +32,21 @@ func isNetError(err error, target *net.Error) bool {
 	var opErr *net.OpError
 	var dnsErr *net.DNSError
 	return errors.As(err, &opErr) || errors.As(err, &dnsErr)
+}
+
+// operationFailed reports whether an AWS operation called name failed
+// anywhere in err's chain (GetCallerIdentity wraps the AssumeRole that
+// fetching its credentials needed).
+func operationFailed(err error, name string) bool {
+	for err != nil {
+		var opErr *smithy.OperationError
+		if !errors.As(err, &opErr) {
+			return false
+		}
+		if opErr.Operation() == name {
+			return true
+		}
+		err = opErr.Unwrap()
+	}
+	return false
 }

@@ -2,6 +2,7 @@ package awsclient
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -53,6 +54,10 @@ type factory struct {
 type targetEntry struct {
 	mu      sync.Mutex
 	clients *Clients
+	// err is kept too: a wrong endpoint or an unassumable role does not get
+	// better within one Terraform run, and every caller waiting on this
+	// target should get the answer at once rather than retry in turn.
+	err error
 }
 
 func newFactory(ctx context.Context, settings Settings) (*Factory, error) {
@@ -112,9 +117,13 @@ func newFactory(ctx context.Context, settings Settings) (*Factory, error) {
 	}
 	settings.Region = cfg.Region
 
+	// Clients built from Clients.Config elsewhere must reach the same place.
+	if settings.EndpointURL != "" {
+		cfg.BaseEndpoint = aws.String(settings.EndpointURL)
+	}
 	f := &Factory{factory{settings: settings, targets: map[Target]*targetEntry{}}}
 	if ar := settings.AssumeRole; ar != nil && ar.RoleARN != "" {
-		stsClient := sts.NewFromConfig(cfg, f.stsOptions)
+		stsClient := sts.NewFromConfig(cfg, f.assumeRoleSTSOptions)
 		cfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(stsClient, ar.RoleARN,
 			func(o *stscreds.AssumeRoleOptions) {
 				o.RoleSessionName = roleSessionName
@@ -145,26 +154,31 @@ func (f *factory) clientsFor(ctx context.Context, target Target) (*Clients, erro
 	}
 	f.mu.Unlock()
 
-	// One build per target, even when many goroutines ask at once; a failed
-	// build is not cached, so a later call tries again.
+	// One build per target, even when many goroutines ask at once.
 	entry.mu.Lock()
 	defer entry.mu.Unlock()
-	if entry.clients != nil {
-		return entry.clients, nil
+	if entry.clients != nil || entry.err != nil {
+		return entry.clients, entry.err
 	}
-	clients, err := f.build(ctx, target)
-	if err != nil {
-		return nil, err
+	entry.clients, entry.err = f.build(ctx, target)
+	if errors.Is(entry.err, context.Canceled) {
+		entry.err = nil // the caller gave up; the next one may try again
 	}
-	entry.clients = clients
-	return clients, nil
+	return entry.clients, entry.err
 }
 
 func (f *factory) build(ctx context.Context, target Target) (*Clients, error) {
+	if target.RoleARN != "" {
+		// The provider's own credentials first, so that their failure is
+		// reported as theirs and not as the target role's.
+		if _, err := f.clientsFor(ctx, Target{}); err != nil {
+			return nil, err
+		}
+	}
 	cfg := f.base.Copy()
 	cfg.Region = target.Region
 	if target.RoleARN != "" {
-		stsClient := sts.NewFromConfig(cfg, f.stsOptions)
+		stsClient := sts.NewFromConfig(cfg, f.assumeRoleSTSOptions)
 		cfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(stsClient, target.RoleARN,
 			func(o *stscreds.AssumeRoleOptions) { o.RoleSessionName = roleSessionName }))
 	}
@@ -211,14 +225,15 @@ func (f *factory) identify(ctx context.Context, c *Clients) error {
 
 func (f *factory) explainIdentityError(target Target, err error) error {
 	var netErr net.Error
+	assumeRoleFailed := operationFailed(err, "AssumeRole")
 	switch {
 	case isNetError(err, &netErr):
 		return fmt.Errorf("cannot reach the STS endpoint %s for region %s (set by %s): %w",
 			f.endpointDescription(STS, target.Region), target.Region, f.endpointSource(STS), err)
-	case target.RoleARN != "" && strings.Contains(err.Error(), "AssumeRole"):
-		return fmt.Errorf("assume role %s for region %s: %w", target.RoleARN, target.Region, err)
-	case f.settings.AssumeRole != nil && strings.Contains(err.Error(), "AssumeRole"):
-		return fmt.Errorf("assume_role.role_arn %s: %w", f.settings.AssumeRole.RoleARN, err)
+	case assumeRoleFailed && target.RoleARN != "":
+		return fmt.Errorf("%w: assume role %s for region %s: %w", ErrAssumeRole, target.RoleARN, target.Region, err)
+	case assumeRoleFailed && f.settings.AssumeRole != nil:
+		return fmt.Errorf("%w: assume_role.role_arn %s: %w", ErrAssumeRole, f.settings.AssumeRole.RoleARN, err)
 	default:
 		return fmt.Errorf("check AWS credentials for region %s (GetCallerIdentity): %w", target.Region, err)
 	}
@@ -233,6 +248,18 @@ func (f *factory) override(svc Service, base **string) {
 }
 
 func (f *factory) stsOptions(o *sts.Options) { f.override(STS, &o.BaseEndpoint) }
+
+// assumeRoleSTSOptions configure the STS clients that assume roles: few,
+// quick retries, because an unassumable role or a wrong endpoint does not
+// heal within a run, and throttled AssumeRole calls are rare (credentials
+// are cached for their lifetime).
+func (f *factory) assumeRoleSTSOptions(o *sts.Options) {
+	f.stsOptions(o)
+	o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
+		so.MaxAttempts = 3
+		so.MaxBackoff = 2 * time.Second
+	})
+}
 
 func (f *factory) endpoint(svc Service) string {
 	if url := f.settings.Endpoints[svc]; url != "" {

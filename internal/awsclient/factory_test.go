@@ -6,16 +6,22 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/autoami/terraform-provider-autoami/internal/testworld"
 	"github.com/autoami/terraform-provider-autoami/internal/testworld/moto"
 )
 
-var motoURL string
+// motoURL is the test world's endpoint (moto behind the counting proxy).
+var (
+	motoURL string
+	world   *testworld.World
+)
 
 func TestMain(m *testing.M) {
 	// Static credentials and no instance metadata: nothing may leave loopback.
@@ -24,14 +30,14 @@ func TestMain(m *testing.M) {
 	os.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	os.Setenv("AWS_CONFIG_FILE", os.DevNull)
 	os.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
-	server, err := moto.Start(context.Background(), moto.Options{})
+	w, err := testworld.Start(context.Background(), moto.Options{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	motoURL = server.URL
+	world, motoURL = w, w.Endpoint
 	code := m.Run()
-	_ = server.Stop()
+	_ = w.Stop()
 	os.Exit(code)
 }
 
@@ -192,4 +198,29 @@ func hasBucket(buckets []s3types.Bucket, name string) bool {
 		}
 	}
 	return false
+}
+
+func TestCallerIdentityOncePerTarget(t *testing.T) {
+	world.Faults.Reset()
+	f := newTestFactory(t, Settings{EndpointURL: motoURL})
+	targets := []Target{{}, {Region: "eu-west-1"}, {RoleARN: "arn:aws:iam::222222222222:role/p", Region: "eu-west-1"}}
+	var wg sync.WaitGroup
+	for i := 0; i < 5; i++ {
+		for _, target := range targets {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := f.For(context.Background(), target); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	if got := world.Faults.Stat("sts:GetCallerIdentity").Calls; got != len(targets) {
+		t.Errorf("GetCallerIdentity called %d times for %d targets", got, len(targets))
+	}
+	if got := world.Faults.Stat("sts:AssumeRole").Calls; got != 1 {
+		t.Errorf("AssumeRole called %d times for one role target", got)
+	}
 }

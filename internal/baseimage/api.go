@@ -99,6 +99,9 @@ type Result struct {
 	// LevelSource says where SecurityLevel came from: "tag", "advisories" or
 	// "default".
 	LevelSource string
+	// Warnings are problems that did not stop the lookup (e.g. an SSM
+	// parameter's history could not be read, so Previous is unknown).
+	Warnings []string
 }
 
 // EC2API is the part of the EC2 client Find uses.

@@ -1,6 +1,7 @@
 package baseimage
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,12 +14,13 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"github.com/aws/smithy-go"
 )
 
 var amiIDPattern = regexp.MustCompile(`^ami-[0-9a-f]{8,17}$`)
 
-// maxHistory bounds how far back an SSM parameter's history is searched for
-// the previous image.
+// maxHistory bounds how many earlier images of an SSM parameter are looked
+// up for the previous image (one DescribeImages filter's worth).
 const maxHistory = 100
 
 func (s Selector) validate() error {
@@ -163,39 +165,56 @@ func findBySSM(ctx context.Context, ec2c EC2API, ssmc SSMAPI, sel Selector) (*Re
 			sel.SSMParameter, img.ID, img.Name, img.Architecture, sel.architecture())
 	}
 	res := &Result{Image: *img}
-	res.Previous, err = previousFromHistory(ctx, ec2c, ssmc, sel.SSMParameter, value)
-	if err != nil {
-		return nil, err
+	// The previous image is secondary: a role allowed GetParameter but not
+	// GetParameterHistory still gets the current image.
+	if res.Previous, err = previousFromHistory(ctx, ec2c, ssmc, sel.SSMParameter, value); err != nil {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("previous image unknown: %s", err))
 	}
 	return res, nil
 }
 
 // previousFromHistory walks the parameter's versions from newest to oldest
-// and returns the first image, other than current, that still exists.
+// and returns the first image, other than current, that still exists (one
+// DescribeImages for all candidates).
 func previousFromHistory(ctx context.Context, ec2c EC2API, ssmc SSMAPI, name, current string) (*Image, error) {
 	var versions []ssmtypes.ParameterHistory
 	pages := ssm.NewGetParameterHistoryPaginator(ssmc, &ssm.GetParameterHistoryInput{Name: aws.String(name)})
-	for pages.HasMorePages() && len(versions) < maxHistory {
+	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("read the history of SSM parameter %s: %w", name, err)
 		}
 		versions = append(versions, page.Parameters...)
 	}
-	slices.SortFunc(versions, func(a, b ssmtypes.ParameterHistory) int { return int(b.Version - a.Version) })
+	slices.SortFunc(versions, func(a, b ssmtypes.ParameterHistory) int { return cmp.Compare(b.Version, a.Version) })
+	var candidates []string
 	seen := map[string]bool{current: true}
 	for _, v := range versions {
 		id := strings.TrimSpace(aws.ToString(v.Value))
-		if seen[id] || !amiIDPattern.MatchString(id) {
+		if seen[id] || !amiIDPattern.MatchString(id) || len(candidates) == maxHistory {
 			continue
 		}
 		seen[id] = true
-		img, err := describeOne(ctx, ec2c, id)
-		if err != nil {
-			return nil, fmt.Errorf("SSM parameter %s version %d names %s: %w", name, v.Version, id, err)
-		}
-		if img != nil {
-			return img, nil
+		candidates = append(candidates, id)
+	}
+	if len(candidates) == 0 {
+		return nil, nil
+	}
+	out, err := ec2c.DescribeImages(ctx, &ec2.DescribeImagesInput{
+		Filters:           []ec2types.Filter{{Name: aws.String("image-id"), Values: candidates}},
+		IncludeDeprecated: aws.Bool(true),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("describe the images earlier versions of SSM parameter %s named: %w", name, err)
+	}
+	found := map[string]ec2types.Image{}
+	for _, img := range out.Images {
+		found[aws.ToString(img.ImageId)] = img
+	}
+	for _, id := range candidates {
+		if img, ok := found[id]; ok {
+			prev := fromEC2(img)
+			return &prev, nil
 		}
 	}
 	return nil, nil
@@ -205,7 +224,8 @@ func previousFromHistory(ctx context.Context, ec2c EC2API, ssmc SSMAPI, name, cu
 func describeOne(ctx context.Context, ec2c EC2API, id string) (*Image, error) {
 	out, err := ec2c.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{id}, IncludeDeprecated: aws.Bool(true)})
 	if err != nil {
-		if strings.Contains(err.Error(), "InvalidAMIID") {
+		var apiErr smithy.APIError
+		if errors.As(err, &apiErr) && strings.HasPrefix(apiErr.ErrorCode(), "InvalidAMIID") {
 			return nil, nil
 		}
 		return nil, fmt.Errorf("describe image %s: %w", id, err)

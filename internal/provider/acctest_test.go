@@ -57,8 +57,14 @@ func runWithMoto(m *testing.M) int {
 		os.Setenv(k, v)
 	}
 	// Empty is not unset: botocore inside moto fails on AWS_PROFILE="".
-	for _, k := range []string{"AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL"} {
-		os.Unsetenv(k)
+	// Nothing from the caller's environment may redirect a service away from
+	// the test world, or make the SDK ignore the endpoint we set.
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "AWS_ENDPOINT_URL") || k == "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS" ||
+			k == "AWS_SESSION_TOKEN" || k == "AWS_PROFILE" || k == "AWS_DEFAULT_PROFILE" {
+			os.Unsetenv(k)
+		}
 	}
 	if os.Getenv("TF_ACC") == "" {
 		// Unit tests only; acceptance tests skip themselves (visibly).

@@ -22,6 +22,7 @@ import (
 var (
 	_ datasource.DataSourceWithConfigure        = (*latestBaseImageDataSource)(nil)
 	_ datasource.DataSourceWithConfigValidators = (*latestBaseImageDataSource)(nil)
+	_ datasource.DataSourceWithValidateConfig   = (*latestBaseImageDataSource)(nil)
 )
 
 // NewLatestBaseImageDataSource is the constructor of autoami_latest_base_image.
@@ -98,12 +99,18 @@ func (d *latestBaseImageDataSource) Schema(_ context.Context, _ datasource.Schem
 				Validators:          []validator.List{listvalidator.SizeAtLeast(1)},
 			},
 			"name": schema.StringAttribute{
-				Optional:            true,
-				MarkdownDescription: "Image name pattern (AWS wildcards: `*` and `?`), e.g. `al2023-ami-2023.*-x86_64`.",
-				Validators:          []validator.String{stringvalidator.AlsoRequires(path.MatchRoot("owners"))},
+				Optional: true,
+				Computed: true,
+				MarkdownDescription: "In: an image name pattern (AWS wildcards: `*` and `?`), e.g. `al2023-ami-2023.*-x86_64`. " +
+					"Out: the name of the image found.",
+				Validators: []validator.String{
+					stringvalidator.ConflictsWith(path.MatchRoot("ssm_parameter")),
+					stringvalidator.AlsoRequires(path.MatchRoot("owners")),
+				},
 			},
 			"architecture": schema.StringAttribute{
 				Optional:            true,
+				Computed:            true,
 				MarkdownDescription: "Image architecture. Default `x86_64`.",
 				Validators:          []validator.String{stringvalidator.OneOf("x86_64", "arm64", "i386", "x86_64_mac", "arm64_mac")},
 			},
@@ -155,7 +162,10 @@ func (d *latestBaseImageDataSource) Schema(_ context.Context, _ datasource.Schem
 		Blocks: map[string]schema.Block{
 			"filter": schema.ListNestedBlock{
 				MarkdownDescription: "DescribeImages filter, e.g. `name = \"tag:team\"`. Requires `owners`.",
-				Validators:          []validator.List{listvalidator.AlsoRequires(path.MatchRoot("owners"))},
+				Validators: []validator.List{
+					listvalidator.ConflictsWith(path.MatchRoot("ssm_parameter")),
+					listvalidator.AlsoRequires(path.MatchRoot("owners")),
+				},
 				NestedObject: schema.NestedBlockObject{
 					Attributes: map[string]schema.Attribute{
 						"name": schema.StringAttribute{Required: true, MarkdownDescription: "Filter name."},
@@ -177,6 +187,22 @@ func (d *latestBaseImageDataSource) ConfigValidators(context.Context) []datasour
 		// say which mistake was made.
 		datasourcevalidator.Conflicting(path.MatchRoot("ssm_parameter"), path.MatchRoot("owners")),
 		datasourcevalidator.AtLeastOneOf(path.MatchRoot("ssm_parameter"), path.MatchRoot("owners")),
+	}
+}
+
+// ValidateConfig catches, at plan time, selectors the attribute validators
+// cannot see (owners with neither a name nor a filter).
+func (d *latestBaseImageDataSource) ValidateConfig(ctx context.Context, req datasource.ValidateConfigRequest, resp *datasource.ValidateConfigResponse) {
+	var m latestBaseImageModel
+	if diags := req.Config.Get(ctx, &m); diags.HasError() {
+		return // unknown values: checked again when known
+	}
+	if m.Owners.IsNull() || m.Owners.IsUnknown() || m.Name.IsUnknown() || len(m.Owners.Elements()) == 0 {
+		return
+	}
+	if m.Name.IsNull() && len(m.Filters) == 0 {
+		resp.Diagnostics.AddAttributeError(path.Root("owners"), "Search too wide",
+			"owners needs a name pattern or at least one filter block to narrow the search")
 	}
 }
 
@@ -212,7 +238,11 @@ func (d *latestBaseImageDataSource) Read(ctx context.Context, req datasource.Rea
 	target := awsclient.Target{RoleARN: m.RoleARN.ValueString(), Region: m.Region.ValueString()}
 	clients, err := d.data.clients.For(ctx, target)
 	if err != nil {
-		resp.Diagnostics.AddError("Cannot reach AWS for the base image lookup", err.Error())
+		attr := path.Root("region")
+		if target.RoleARN != "" {
+			attr = path.Root("role_arn")
+		}
+		resp.Diagnostics.AddAttributeError(attr, "No AWS access for the base image lookup", err.Error())
 		return
 	}
 	tflog.Info(ctx, "looking up base image", map[string]any{"selector": sel.Describe(), "region": clients.Target.Region, "account": clients.AccountID})
@@ -221,6 +251,9 @@ func (d *latestBaseImageDataSource) Read(ctx context.Context, req datasource.Rea
 		resp.Diagnostics.AddError("Base image lookup failed",
 			fmt.Sprintf("In region %s of account %s: %s", clients.Target.Region, clients.AccountID, err))
 		return
+	}
+	for _, w := range res.Warnings {
+		resp.Diagnostics.AddAttributeWarning(path.Root("ssm_parameter"), "Base image lookup incomplete", w)
 	}
 	tflog.Info(ctx, "found base image", map[string]any{"id": res.Image.ID, "name": res.Image.Name,
 		"security_level": res.SecurityLevel, "level_source": res.LevelSource})

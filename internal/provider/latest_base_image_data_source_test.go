@@ -265,7 +265,9 @@ func TestAccLatestBaseImage_errors(t *testing.T) {
 		{`ssm_parameter = "/x"
   owners = ["self"]`, `These attributes cannot be configured together: [ssm_parameter,owners]`},
 		{`ssm_parameter = "/x"
-  name = "y"`, `Attribute "owners" must be specified when "name" is specified`},
+  name = "y"`, `Attribute "ssm_parameter" cannot be specified when "name" is specified`},
+		{`name = "y"`, `Attribute "owners" must be specified when "name" is specified`},
+		{`owners = ["self"]`, `owners needs a name pattern or at least one filter block`},
 		{`filter {
     name   = "name"
     values = ["x"]
@@ -334,6 +336,89 @@ func TestAccProvider_misconfiguration(t *testing.T) {
 				// The region given to the data source wins over the home region.
 				Config: testAccProviderConfig + fmt.Sprintf("data \"autoami_latest_base_image\" \"x\" {\n  ssm_parameter = %q\n  region = \"eu-west-1\"\n  role_arn = \"arn:aws:iam::222222222222:role/reader\"\n}\n", al2023Parameter),
 				Check:  resource.TestCheckResourceAttr("data.autoami_latest_base_image.x", "region", "eu-west-1"),
+			},
+		},
+	})
+}
+
+// TestAccLatestBaseImage_roleARN looks up an image that exists only in
+// another account: found through role_arn, not found without it.
+func TestAccLatestBaseImage_roleARN(t *testing.T) {
+	var id string
+	const other = "222222222222"
+	resource.Test(t, resource.TestCase{
+		PreCheck: func() {
+			testAccPreCheck(t)
+			c := testAccClients(t, awsclient.Target{RoleARN: "arn:aws:iam::" + other + ":role/setup", Region: "eu-west-1"})
+			id = registerImage(t, c, "private-base-1", nil)
+			if _, err := c.SSM.PutParameter(context.Background(), &ssm.PutParameterInput{
+				Name: aws.String("/private/base"), Value: aws.String(id), Type: "String",
+			}); err != nil {
+				t.Fatal(err)
+			}
+		},
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: testAccProviderConfig + `
+data "autoami_latest_base_image" "x" {
+  ssm_parameter = "/private/base"
+  region        = "eu-west-1"
+}`,
+				ExpectError: errorText("SSM parameter /private/base does not exist"),
+			},
+			{
+				Config: testAccProviderConfig + `
+data "autoami_latest_base_image" "x" {
+  ssm_parameter = "/private/base"
+  region        = "eu-west-1"
+  role_arn      = "arn:aws:iam::222222222222:role/reader"
+}`,
+				Check: func(s *terraform.State) error {
+					return resource.ComposeTestCheckFunc(
+						resource.TestCheckResourceAttr("data.autoami_latest_base_image.x", "id", id),
+						resource.TestCheckResourceAttr("data.autoami_latest_base_image.x", "owner_id", other),
+					)(s)
+				},
+			},
+		},
+	})
+}
+
+// TestAccProvider_unknownSettings: a setting known only after apply is an
+// error, never silently read as empty (which would run in the wrong account
+// or against the wrong endpoint).
+func TestAccProvider_unknownSettings(t *testing.T) {
+	ds := fmt.Sprintf("data \"autoami_latest_base_image\" \"x\" {\n  ssm_parameter = %q\n}\n", al2023Parameter)
+	resource.Test(t, resource.TestCase{
+		PreCheck:                 func() { testAccPreCheck(t) },
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: `resource "terraform_data" "role" { input = "arn:aws:iam::222222222222:role/x" }
+provider "autoami" {
+  region = "us-east-1"
+  assume_role {
+    role_arn = terraform_data.role.output
+  }
+}
+` + ds,
+				ExpectError: errorText(`assume_role.role_arn is not known until apply`),
+			},
+			{
+				Config: `resource "terraform_data" "ep" { input = "http://127.0.0.1:1" }
+provider "autoami" {
+  region = "us-east-1"
+  endpoints {
+    sts = terraform_data.ep.output
+  }
+}
+` + ds,
+				ExpectError: errorText(`endpoints.sts is not known until apply`),
+			},
+			{
+				Config:      "provider \"autoami\" {\n  region = \"us-east-1\"\n  assume_role {\n    session_name = \"x\"\n  }\n}\n" + ds,
+				ExpectError: errorText(`assume_role needs role_arn`),
 			},
 		},
 	})

@@ -133,7 +133,7 @@ func (p *autoamiProvider) Schema(_ context.Context, _ provider.SchemaRequest, re
 			"endpoint_url": schema.StringAttribute{
 				Optional: true,
 				MarkdownDescription: "One endpoint URL for every AWS service (for example a local AWS such as moto). " +
-					"Overrides `AWS_ENDPOINT_URL`. S3 uses path-style addressing whenever a custom endpoint is set.",
+					"Overrides `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>`. S3 uses path-style addressing whenever a custom endpoint is set.",
 				Validators: []validator.String{urlValidator{}},
 			},
 			"content_store": schema.SingleNestedAttribute{
@@ -188,20 +188,17 @@ func (p *autoamiProvider) Schema(_ context.Context, _ provider.SchemaRequest, re
 }
 
 func (p *autoamiProvider) Configure(ctx context.Context, req provider.ConfigureRequest, resp *provider.ConfigureResponse) {
-	var cfg providerModel
-	resp.Diagnostics.Append(req.Config.Get(ctx, &cfg)...)
+	// Every setting must be known: an unknown role or endpoint read as ""
+	// would silently run in the wrong account or against real AWS.
+	for _, p := range unknownPaths(req.Config.Raw) {
+		resp.Diagnostics.AddAttributeError(p, "Unknown provider setting",
+			fmt.Sprintf("%s is not known until apply, but the provider needs it to plan. Set it to a value known at plan time.", p))
+	}
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	for name, v := range map[string]interface{ IsUnknown() bool }{
-		"region": cfg.Region, "profile": cfg.Profile, "endpoint_url": cfg.EndpointURL,
-		"default_tags": cfg.DefaultTags, "max_retries": cfg.MaxRetries,
-	} {
-		if v.IsUnknown() {
-			resp.Diagnostics.AddAttributeError(path.Root(name), "Unknown provider setting",
-				fmt.Sprintf("%s is not known until apply; the provider needs it to plan. Set it to a value known at plan time.", name))
-		}
-	}
+	var cfg providerModel
+	resp.Diagnostics.Append(req.Config.Get(ctx, &cfg)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
@@ -214,7 +211,14 @@ func (p *autoamiProvider) Configure(ctx context.Context, req provider.ConfigureR
 		UserAgent:   "terraform-provider-autoami/" + p.version,
 		Endpoints:   map[awsclient.Service]string{},
 	}
-	if ar := cfg.AssumeRole; ar != nil && ar.RoleARN.ValueString() != "" {
+	if ar := cfg.AssumeRole; ar != nil {
+		// A block's attributes cannot be Required without making the block
+		// itself required, so the check is here.
+		if ar.RoleARN.ValueString() == "" {
+			resp.Diagnostics.AddAttributeError(path.Root("assume_role").AtName("role_arn"), "Missing role ARN",
+				"assume_role needs role_arn: the role to assume before anything else")
+			return
+		}
 		settings.AssumeRole = &awsclient.AssumeRole{
 			RoleARN:     ar.RoleARN.ValueString(),
 			SessionName: ar.SessionName.ValueString(),
