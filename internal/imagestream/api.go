@@ -14,6 +14,8 @@ package imagestream
 
 import (
 	"context"
+	"io"
+	"time"
 
 	"github.com/autoami/terraform-provider-autoami/internal/contentstore"
 	"github.com/autoami/terraform-provider-autoami/internal/unpacker/manifest"
@@ -62,7 +64,12 @@ type Content struct {
 	Objects objects.Source
 	// Path names the source for messages ("root_filesystem.directory /srv/rootfs").
 	Path string
+
+	closers []io.Closer
 }
+
+// Close releases what Load opened (a raw image's file).
+func (c *Content) Close() error { return c.close() }
 
 // LoadOptions tune Load.
 type LoadOptions struct {
@@ -88,9 +95,9 @@ type Published struct {
 }
 
 // Publish uploads the objects of c that store lacks, then writes the
-// revision's manifest and the stream record.
-func Publish(ctx context.Context, store *contentstore.Store, stream string, c *Content, extra map[string]string) (Published, error) {
-	return publish(ctx, store, stream, c, extra)
+// revision's manifest and the stream record, dated createdAt.
+func Publish(ctx context.Context, store *contentstore.Store, stream string, c *Content, createdAt time.Time, extra map[string]string) (Published, error) {
+	return publish(ctx, store, stream, c, createdAt, extra)
 }
 
 // LayeredRevision is the revision of a layered stream.

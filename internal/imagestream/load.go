@@ -20,7 +20,11 @@ func load(ctx context.Context, src Source, opts LoadOptions) (*Content, error) {
 	switch {
 	case src.Kind == KindRawImage:
 		c.Path = "raw_image.path " + src.RawImage
-		c.Manifest, c.Objects, err = loadRaw(ctx, src.RawImage, opts)
+		var f *os.File
+		c.Manifest, c.Objects, f, err = loadRaw(ctx, src.RawImage, opts)
+		if f != nil {
+			c.closers = append(c.closers, f)
+		}
 	case src.Directory != "":
 		c.Path = describe(src.Kind, "directory", src.Directory)
 		c.Manifest, c.Objects, err = loadDirectory(ctx, src.Directory, opts)
@@ -84,12 +88,16 @@ func loadDirectory(ctx context.Context, dir string, opts LoadOptions) (*manifest
 }
 
 func loadTarball(ctx context.Context, path string, opts LoadOptions) (*manifest.Manifest, objects.Source, error) {
-	m, err := cachedManifest(path, opts.CacheDir, func() (*manifest.Manifest, error) {
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := cachedManifest(path, fi, opts, func() (*manifest.Manifest, error) {
 		return manifest.FromTar(ctx, f, manifest.TarOptions{MaxSize: opts.MaxTarSize})
 	})
 	if err != nil {
@@ -98,50 +106,46 @@ func loadTarball(ctx context.Context, path string, opts LoadOptions) (*manifest.
 	return m, manifest.TarSource(path, m), nil
 }
 
-func loadRaw(ctx context.Context, path string, opts LoadOptions) (*manifest.Manifest, objects.Source, error) {
+// loadRaw opens the image once: the manifest (cached by the identity of the
+// open file) and the objects served later come from the same file.
+func loadRaw(ctx context.Context, path string, opts LoadOptions) (*manifest.Manifest, objects.Source, *os.File, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	if !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, nil, errors.New("not a regular file")
-	}
-	m, err := cachedManifest(path, opts.CacheDir, func() (*manifest.Manifest, error) {
+	m, err := cachedManifest(path, fi, opts, func() (*manifest.Manifest, error) {
 		return manifest.FromRawImage(ctx, f, fi.Size())
 	})
 	if err != nil {
 		f.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	// The file stays open for the uploads; it is closed when the process
-	// (a plugin run) ends. Sources are loaded once per plan or apply.
-	return m, manifest.RawImageSource(f, m), nil
+	return m, manifest.RawImageSource(f, m), f, nil
 }
 
-// cachedManifest returns the manifest of the file at path from the cache
-// when the file's identity is unchanged, else builds and caches it.
-func cachedManifest(path, cacheDir string, build func() (*manifest.Manifest, error)) (*manifest.Manifest, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
+// manifestCacheVersion is part of every cache key: a provider whose content
+// model or tar checks changed must not trust manifests an older one cached.
+const manifestCacheVersion = "autoami-manifest-cache-v1"
+
+// cachedManifest returns the manifest of the file (fi, from the open handle)
+// from the cache when the file's identity is unchanged, else builds and
+// caches it.
+func cachedManifest(path string, fi os.FileInfo, opts LoadOptions, build func() (*manifest.Manifest, error)) (*manifest.Manifest, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, errors.New("not a regular file")
 	}
 	cachePath := ""
-	if cacheDir != "" {
+	if opts.CacheDir != "" {
 		abs, _ := filepath.Abs(path)
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if ok {
-			key := fmt.Sprintf("%s\x00%d\x00%d\x00%d.%d\x00%d\x00%d", abs, fi.Size(), fi.ModTime().UnixNano(),
-				st.Ctim.Sec, st.Ctim.Nsec, st.Ino, st.Dev)
-			cachePath = filepath.Join(cacheDir, "manifests", cacheName(key)+".manifest")
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			key := fmt.Sprintf("%s\x00%s\x00%d\x00%d\x00%d.%d\x00%d\x00%d\x00max=%d", manifestCacheVersion, abs, fi.Size(),
+				fi.ModTime().UnixNano(), st.Ctim.Sec, st.Ctim.Nsec, st.Ino, st.Dev, opts.MaxTarSize)
+			cachePath = filepath.Join(opts.CacheDir, "manifests", cacheName(key)+".manifest")
 			if b, err := os.ReadFile(cachePath); err == nil {
 				if m, err := manifest.Unmarshal(b); err == nil {
 					return m, nil
@@ -206,4 +210,13 @@ func layeredRevision(baseImageName string, overlay objects.Digest, trigger strin
 	h := sha256.New()
 	fmt.Fprintf(h, "autoami layered revision v1\x00base=%s\x00overlay=%s\x00trigger=%s", baseImageName, overlay, trigger)
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+func (c *Content) close() error {
+	var errs []error
+	for _, cl := range c.closers {
+		errs = append(errs, cl.Close())
+	}
+	c.closers = nil
+	return errors.Join(errs...)
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/autoami/terraform-provider-autoami/internal/contentstore"
 )
 
-func publish(ctx context.Context, store *contentstore.Store, stream string, c *Content, extra map[string]string) (Published, error) {
+func publish(ctx context.Context, store *contentstore.Store, stream string, c *Content, createdAt time.Time, extra map[string]string) (Published, error) {
 	want := c.Manifest.Objects()
 	missing, err := store.Missing(ctx, want)
 	if err != nil {
@@ -22,7 +22,7 @@ func publish(ctx context.Context, store *contentstore.Store, stream string, c *C
 		Name:           stream,
 		Revision:       c.Revision,
 		ManifestDigest: c.ManifestDigest.String(),
-		CreatedAt:      time.Now().UTC().Truncate(time.Second),
+		CreatedAt:      createdAt.UTC().Truncate(time.Second),
 		Kind:           string(c.Source.Kind),
 		SizeBytes:      c.Summary.Bytes,
 		FileCount:      int64(c.Summary.Regular),

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
@@ -15,18 +16,26 @@ import (
 	"github.com/autoami/terraform-provider-autoami/internal/policy"
 )
 
+// contentArguments are the arguments that decide a stream's revision; when
+// any is unknown at plan time, so is the revision.
+var contentArguments = []string{"name", "root_filesystem", "overlay", "raw_image", "base_image", "content_store", "rebuild_trigger"}
+
 // ModifyPlan is where a stream's content and base image updates become plan
 // changes. It hashes the source (fast on an unchanged source: stat cache and
 // cached manifests) so that the plan shows the revision apply will publish,
 // and turns the policy decision the last refresh made into a new revision
 // ("rebuild now") or into a warning ("deferred", "awaiting approval").
+//
+// Terraform plans again at apply and requires the same known values, so
+// everything known here must be reproducible then: the newest base image is
+// only planned as a known value when it comes from the refreshed state.
 func (r *imageStreamResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
 	if req.Plan.Raw.IsNull() || r.data == nil {
 		return // destroy, or validation before the provider is configured
 	}
 	var plan imageStreamModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	if resp.Diagnostics.HasError() || sourceUnknown(&plan) {
+	if resp.Diagnostics.HasError() {
 		return
 	}
 	var state *imageStreamModel
@@ -37,51 +46,61 @@ func (r *imageStreamResource) ModifyPlan(ctx context.Context, req resource.Modif
 			return
 		}
 	}
+	if contentUnknown(req) {
+		planRevisionUnknown(&plan)
+		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+		return
+	}
+	r.checkPolicyID(ctx, &plan, state, resp)
 
-	baseName := ""
+	base := baseImagePlan{}
 	if plan.BaseImage != nil {
-		var ok bool
-		if baseName, ok = r.planBaseImage(ctx, &plan, state, req, resp); !ok {
+		base = r.planBaseImage(ctx, &plan, state, req, resp)
+		if resp.Diagnostics.HasError() {
 			return
 		}
 	}
-	src, srcPath := sourceOf(&plan, baseName)
+	src, srcPath := sourceOf(&plan, base.name)
+	if base.unknown {
+		src.BaseImageName = "(not yet known)" // the overlay is still read and checked
+	}
 	content, err := imagestream.Load(ctx, src, imagestream.LoadOptions{CacheDir: cacheDir()})
 	if err != nil {
 		resp.Diagnostics.AddAttributeError(srcPath, "Cannot read the stream's source", err.Error())
 		return
 	}
+	defer content.Close()
 
 	storeChanged := state != nil && !reflect.DeepEqual(plan.ContentStore, state.ContentStore)
-	republish := state == nil || state.Revision.ValueString() != content.Revision || storeChanged
+	republish := state == nil || base.unknown || state.Revision.ValueString() != content.Revision || storeChanged
 	if republish {
 		r.checkStore(ctx, &plan, resp)
 		if resp.Diagnostics.HasError() {
 			return
 		}
 	}
-	store, err := r.streamStore(ctx, &plan)
-	if err != nil {
-		resp.Diagnostics.AddError("Content store unavailable", err.Error())
-		return
-	}
-
 	if state != nil && !republish {
 		// Same revision: computed values stay, except what the last apply
 		// uploaded when something else (tags, policy) is updated.
 		keepComputed(&plan, state)
-		if !reflect.DeepEqual(comparableConfig(&plan), comparableConfig(state)) {
+		if !reflect.DeepEqual(arguments(&plan), arguments(state)) {
+			// An update without a new revision rewrites the record; it
+			// uploads nothing new, but say so only after it ran.
 			plan.BytesUploaded, plan.ObjectsUploaded = types.Int64Unknown(), types.Int64Unknown()
+		}
+		if plan.BaseImage != nil && !reflect.DeepEqual(plan.BaseImage, state.BaseImage) {
+			plan.BaseImageIDs = types.MapUnknown(types.StringType) // regions may differ
 		}
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 		return
 	}
-	tflog.Info(ctx, "stream revision changes", map[string]any{"stream": plan.Name.ValueString(), "revision": content.Revision,
-		"objects": content.Summary.Objects, "bytes": content.Summary.ObjectBytes})
+	store, err := r.streamStore(ctx, &plan)
+	if err != nil {
+		resp.Diagnostics.AddAttributeError(path.Root("content_store"), "Content store unavailable", err.Error())
+		return
+	}
 	plan.ID = types.StringValue(plan.Name.ValueString())
-	plan.Revision = types.StringValue(content.Revision)
 	plan.RevisionCreatedAt = types.StringUnknown()
-	plan.ManifestURI = types.StringValue(store.ManifestURI(plan.Name.ValueString(), content.Revision))
 	plan.SizeBytes = types.Int64Value(content.Summary.Bytes)
 	plan.FileCount = types.Int64Value(int64(content.Summary.Regular))
 	if src.Kind == imagestream.KindRawImage {
@@ -90,36 +109,61 @@ func (r *imageStreamResource) ModifyPlan(ctx context.Context, req resource.Modif
 	plan.BytesUploaded, plan.ObjectsUploaded = types.Int64Unknown(), types.Int64Unknown()
 	plan.RebuildRequired = types.BoolValue(false)
 	plan.RebuildReason = types.StringNull()
-	if plan.BaseImage != nil {
-		plan.BaseImageName = types.StringValue(baseName)
-		plan.BaseImageIDs = types.MapUnknown(types.StringType)
-		if state != nil && !state.LatestBaseImage.IsNull() {
-			plan.LatestBaseImage = state.LatestBaseImage
-		} else {
-			plan.LatestBaseImage = types.ObjectUnknown(latestBaseImageAttrTypes)
-		}
+	if base.unknown {
+		plan.Revision, plan.ManifestURI = types.StringUnknown(), types.StringUnknown()
 	} else {
+		plan.Revision = types.StringValue(content.Revision)
+		plan.ManifestURI = types.StringValue(store.ManifestURI(plan.Name.ValueString(), content.Revision))
+	}
+	tflog.Info(ctx, "stream revision changes", map[string]any{"stream": plan.Name.ValueString(), "revision": plan.Revision.String(),
+		"objects": content.Summary.Objects, "bytes": content.Summary.ObjectBytes})
+	switch {
+	case plan.BaseImage == nil:
 		plan.BaseImageName = types.StringNull()
 		plan.BaseImageIDs = types.MapNull(types.StringType)
 		plan.LatestBaseImage = types.ObjectNull(latestBaseImageAttrTypes)
+	case base.unknown:
+		plan.BaseImageName = types.StringUnknown()
+		plan.BaseImageIDs = types.MapUnknown(types.StringType)
+		plan.LatestBaseImage = types.ObjectUnknown(latestBaseImageAttrTypes)
+	default:
+		plan.BaseImageName = types.StringValue(base.name)
+		plan.BaseImageIDs = types.MapUnknown(types.StringType)
+		plan.LatestBaseImage = types.ObjectUnknown(latestBaseImageAttrTypes)
+		if state != nil && !state.LatestBaseImage.IsNull() {
+			plan.LatestBaseImage = state.LatestBaseImage
+		}
 	}
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 }
 
+// baseImagePlan is the base image a planned revision is layered on.
+type baseImagePlan struct {
+	name string
+	// unknown: the newest image is adopted at apply (create, or a changed
+	// selector), so the name and the revision are not known at plan.
+	unknown bool
+}
+
 // planBaseImage decides which base image the planned revision is layered
-// on: on create, the newest; on update, the current one unless the refresh
-// decided to rebuild now, the rebuild trigger changed (an approval) or the
-// selector itself changed. It warns about deferred and waiting updates.
+// on: on create or a changed selector, the newest one at apply; on update,
+// the current one unless the refresh decided to rebuild now or the rebuild
+// trigger changed (an approval), both of which name the newest image the
+// refresh saw. It warns about deferred and waiting updates.
 func (r *imageStreamResource) planBaseImage(ctx context.Context, plan, state *imageStreamModel,
-	req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) (string, bool) {
-	if state == nil || state.BaseImage == nil || state.BaseImageName.ValueString() == "" {
+	req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) baseImagePlan {
+	selectorChanged := state != nil && state.BaseImage != nil && !sameLookup(plan.BaseImage, state.BaseImage)
+	if state == nil || state.BaseImageName.ValueString() == "" || selectorChanged {
+		// Resolve now to fail the plan on a selector that finds nothing.
 		latest, _, err := r.findLatestBaseImage(ctx, plan.BaseImage)
 		if err != nil {
 			resp.Diagnostics.AddAttributeError(path.Root("base_image"), "Base image lookup failed", err.Error())
-			return "", false
+			return baseImagePlan{}
 		}
-		return latest.Image.Name, true
+		tflog.Info(ctx, "base image as of plan", map[string]any{"stream": plan.Name.ValueString(), "name": latest.Image.Name})
+		return baseImagePlan{unknown: true}
 	}
+	current := state.BaseImageName.ValueString()
 	var decision rebuildDecision
 	if raw, diags := req.Private.GetKey(ctx, rebuildDecisionKey); !diags.HasError() && len(raw) > 0 {
 		_ = json.Unmarshal(raw, &decision)
@@ -131,29 +175,44 @@ func (r *imageStreamResource) planBaseImage(ctx context.Context, plan, state *im
 		}
 	}
 	approved := plan.RebuildTrigger.ValueString() != state.RebuildTrigger.ValueString()
-	selectorChanged := !reflect.DeepEqual(plan.BaseImage, state.BaseImage)
 	switch {
-	case selectorChanged || (approved && latestName == ""):
-		latest, _, err := r.findLatestBaseImage(ctx, plan.BaseImage)
-		if err != nil {
-			resp.Diagnostics.AddAttributeError(path.Root("base_image"), "Base image lookup failed", err.Error())
-			return "", false
-		}
-		return latest.Image.Name, true
+	case approved && latestName == "": // imported: the refresh had no selector
+		return baseImagePlan{unknown: true}
 	case approved:
-		if latestName != state.BaseImageName.ValueString() {
+		if latestName != current {
 			resp.Diagnostics.AddAttributeWarning(path.Root("rebuild_trigger"), "Rebuild approved",
 				fmt.Sprintf("rebuild_trigger changed: stream %q moves from base image %s to %s. %s",
-					plan.Name.ValueString(), state.BaseImageName.ValueString(), latestName, decision.Reason))
+					plan.Name.ValueString(), current, latestName, decision.Reason))
 		}
-		return latestName, true
+		return baseImagePlan{name: latestName}
 	case decision.Action == policy.RebuildNow.String() && decision.NewName != "":
 		resp.Diagnostics.AddAttributeWarning(path.Root("revision"), decision.Headline, decision.Reason)
-		return decision.NewName, true
+		return baseImagePlan{name: decision.NewName}
 	case decision.Action == policy.Deferred.String() || decision.Action == policy.AwaitingApproval.String():
 		resp.Diagnostics.AddAttributeWarning(path.Root("base_image"), decision.Headline, decision.Reason)
 	}
-	return state.BaseImageName.ValueString(), true
+	return baseImagePlan{name: current}
+}
+
+// sameLookup reports whether two selectors find the same images. Regions,
+// advisories, the level tag and the role only change what is reported, not
+// which image is newest, so changing them adopts nothing.
+func sameLookup(a, b *baseImageSelectorModel) bool {
+	return a.SSMParameter.Equal(b.SSMParameter) && a.Owners.Equal(b.Owners) && a.Name.Equal(b.Name) &&
+		reflect.DeepEqual(a.Filters, b.Filters) && a.Architecture.Equal(b.Architecture) &&
+		a.IncludeDeprecated.Equal(b.IncludeDeprecated)
+}
+
+// checkPolicyID fails the plan when policy_id names no policy, rather than
+// at the first security update, when the refresh would need it.
+func (r *imageStreamResource) checkPolicyID(ctx context.Context, plan, state *imageStreamModel, resp *resource.ModifyPlanResponse) {
+	id := plan.PolicyID.ValueString()
+	if id == "" || plan.PolicyID.IsUnknown() || (state != nil && state.PolicyID.Equal(plan.PolicyID)) {
+		return
+	}
+	if _, err := r.loadPolicy(ctx, id); err != nil {
+		resp.Diagnostics.AddAttributeError(path.Root("policy_id"), "Cannot read the stream's policy", err.Error())
+	}
 }
 
 // checkStore verifies the content store at plan time: the bucket must exist
@@ -175,13 +234,30 @@ func (r *imageStreamResource) checkStore(ctx context.Context, plan *imageStreamM
 	}
 }
 
-func sourceUnknown(m *imageStreamModel) bool {
-	for _, s := range []*fileTreeSourceModel{m.RootFilesystem, m.Overlay} {
-		if s != nil && (s.Directory.IsUnknown() || s.Tarball.IsUnknown()) {
+// contentUnknown reports whether an argument that decides the revision is
+// not known yet (e.g. a path or bucket made by another resource).
+func contentUnknown(req resource.ModifyPlanRequest) bool {
+	for _, p := range unknownPaths(req.Config.Raw) {
+		if steps := p.Steps(); len(steps) > 0 && slices.Contains(contentArguments, steps[0].String()) {
 			return true
 		}
 	}
-	return m.RawImage != nil && m.RawImage.Path.IsUnknown()
+	return false
+}
+
+// planRevisionUnknown plans every value that follows from the content as
+// unknown.
+func planRevisionUnknown(plan *imageStreamModel) {
+	plan.ID = types.StringValue(plan.Name.ValueString())
+	if plan.Name.IsUnknown() {
+		plan.ID = types.StringUnknown()
+	}
+	plan.Revision, plan.RevisionCreatedAt, plan.ManifestURI = types.StringUnknown(), types.StringUnknown(), types.StringUnknown()
+	plan.SizeBytes, plan.FileCount = types.Int64Unknown(), types.Int64Unknown()
+	plan.BytesUploaded, plan.ObjectsUploaded = types.Int64Unknown(), types.Int64Unknown()
+	plan.BaseImageName, plan.BaseImageIDs = types.StringUnknown(), types.MapUnknown(types.StringType)
+	plan.LatestBaseImage = types.ObjectUnknown(latestBaseImageAttrTypes)
+	plan.RebuildRequired, plan.RebuildReason = types.BoolValue(false), types.StringNull()
 }
 
 // keepComputed copies the computed attributes of state into plan.
@@ -193,8 +269,9 @@ func keepComputed(plan, state *imageStreamModel) {
 	plan.RebuildRequired, plan.RebuildReason = state.RebuildRequired, state.RebuildReason
 }
 
-// comparableConfig is the part of the model that an update rewrites in the
-// stream record without a new revision.
-func comparableConfig(m *imageStreamModel) []any {
-	return []any{m.Tags, m.PolicyID, m.RebuildTrigger}
+// arguments are the configured values of a stream; when they differ from
+// the state's, Terraform plans an update.
+func arguments(m *imageStreamModel) []any {
+	return []any{m.Name, m.RootFilesystem, m.BaseImage, m.Overlay, m.RawImage, m.ContentStore,
+		m.PolicyID, m.RebuildTrigger, m.Tags, m.Timeouts}
 }

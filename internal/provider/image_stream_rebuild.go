@@ -112,7 +112,9 @@ func (r *imageStreamResource) baseImageIDs(ctx context.Context, m *baseImageSele
 func (r *imageStreamResource) refreshBaseImage(ctx context.Context, state *imageStreamModel, resp *resource.ReadResponse) {
 	latest, _, err := r.findLatestBaseImage(ctx, state.BaseImage)
 	if err != nil {
-		resp.Diagnostics.AddAttributeError(path.Root("base_image"), "Base image lookup failed", err.Error())
+		// A passing outage of the lookup (or the feed) must not fail every
+		// scheduled plan: keep what the last refresh knew, and say so.
+		resp.Diagnostics.AddAttributeWarning(path.Root("base_image"), "Base image lookup failed; keeping the last known state", err.Error())
 		return
 	}
 	state.LatestBaseImage = latestBaseImageValue(latest)
@@ -123,6 +125,7 @@ func (r *imageStreamResource) refreshBaseImage(ctx context.Context, state *image
 		state.BaseImageIDs = types.MapNull(types.StringType)
 	}
 	decision := rebuildDecision{Action: policy.NothingToDo.String()}
+	state.RebuildRequired, state.RebuildReason = types.BoolValue(false), types.StringNull()
 	current := state.BaseImageName.ValueString()
 	if latest.Image.Name != current && current != "" {
 		pol, err := r.loadPolicy(ctx, state.PolicyID.ValueString())

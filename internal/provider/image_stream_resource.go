@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
@@ -117,12 +118,23 @@ func (r *imageStreamResource) Update(ctx context.Context, req resource.UpdateReq
 // computed attributes of plan.
 func (r *imageStreamResource) publish(ctx context.Context, plan, prior *imageStreamModel, diags *diag.Diagnostics) {
 	name := plan.Name.ValueString()
+	if plan.BaseImage != nil && plan.BaseImageName.IsUnknown() {
+		// Create, or a changed selector: the newest image now.
+		latest, _, err := r.findLatestBaseImage(ctx, plan.BaseImage)
+		if err != nil {
+			diags.AddAttributeError(path.Root("base_image"), "Base image lookup failed", err.Error())
+			return
+		}
+		plan.BaseImageName = types.StringValue(latest.Image.Name)
+		plan.LatestBaseImage = latestBaseImageValue(latest)
+	}
 	src, srcPath := sourceOf(plan, plan.BaseImageName.ValueString())
 	content, err := imagestream.Load(ctx, src, imagestream.LoadOptions{CacheDir: cacheDir()})
 	if err != nil {
 		diags.AddAttributeError(srcPath, "Cannot read the stream's source", err.Error())
 		return
 	}
+	defer content.Close()
 	if planned := plan.Revision.ValueString(); !plan.Revision.IsUnknown() && planned != content.Revision {
 		diags.AddAttributeError(srcPath, "The source changed since the plan",
 			fmt.Sprintf("Stream %q was planned at revision %s, but %s is now revision %s. Run terraform plan again.",
@@ -144,7 +156,14 @@ func (r *imageStreamResource) publish(ctx context.Context, plan, prior *imageStr
 		"store": store.Location().Bucket + "/" + store.Location().Prefix,
 	})
 	started := now()
-	pub, err := imagestream.Publish(ctx, store, name, content, extra)
+	createdAt := started
+	if prior != nil && prior.Revision.ValueString() == content.Revision {
+		// The same revision republished (tags, store): it was made then.
+		if t, err := time.Parse(time.RFC3339, prior.RevisionCreatedAt.ValueString()); err == nil {
+			createdAt = t
+		}
+	}
+	pub, err := imagestream.Publish(ctx, store, name, content, createdAt, extra)
 	if err != nil {
 		diags.AddError(fmt.Sprintf("Publishing stream %q failed", name), err.Error())
 		return
@@ -156,9 +175,6 @@ func (r *imageStreamResource) publish(ctx context.Context, plan, prior *imageStr
 	plan.ID = types.StringValue(name)
 	plan.Revision = types.StringValue(content.Revision)
 	plan.RevisionCreatedAt = timeString(pub.Record.CreatedAt)
-	if prior != nil && prior.Revision.ValueString() == content.Revision && !prior.RevisionCreatedAt.IsNull() {
-		plan.RevisionCreatedAt = prior.RevisionCreatedAt // same revision, republished (tags, store)
-	}
 	plan.ManifestURI = types.StringValue(pub.ManifestURI)
 	plan.SizeBytes = types.Int64Value(pub.Record.SizeBytes)
 	plan.FileCount = types.Int64Value(pub.Record.FileCount)
@@ -179,8 +195,14 @@ func (r *imageStreamResource) publish(ctx context.Context, plan, prior *imageStr
 		plan.BaseImageIDs = types.MapNull(types.StringType)
 		plan.LatestBaseImage = types.ObjectNull(latestBaseImageAttrTypes)
 	}
-	plan.RebuildRequired = types.BoolValue(false)
-	plan.RebuildReason = types.StringNull()
+	// A new revision settles the decision (planned so); a republish of the
+	// same revision leaves a pending one as planned.
+	if plan.RebuildRequired.IsUnknown() {
+		plan.RebuildRequired = types.BoolValue(false)
+	}
+	if plan.RebuildReason.IsUnknown() {
+		plan.RebuildReason = types.StringNull()
+	}
 }
 
 func (r *imageStreamResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
@@ -195,6 +217,7 @@ func (r *imageStreamResource) Read(ctx context.Context, req resource.ReadRequest
 		return
 	}
 	name := state.Name.ValueString()
+	imported := state.Revision.IsNull()
 	rec, found, err := store.GetStream(ctx, name)
 	if err != nil {
 		resp.Diagnostics.AddError(fmt.Sprintf("Cannot read stream %q", name), err.Error())
@@ -214,14 +237,9 @@ func (r *imageStreamResource) Read(ctx context.Context, req resource.ReadRequest
 	if state.BytesUploaded.IsNull() || state.BytesUploaded.IsUnknown() { // imported
 		state.BytesUploaded, state.ObjectsUploaded = types.Int64Value(0), types.Int64Value(0)
 	}
-	if tags, ok := rec.Extra[extraTagsKey]; ok && state.Tags.IsNull() {
-		var m map[string]string
-		if json.Unmarshal([]byte(tags), &m) == nil && len(m) > 0 {
-			state.Tags, _ = types.MapValueFrom(ctx, types.StringType, m)
-		}
+	if imported {
+		state.Tags = r.importedTags(ctx, rec)
 	}
-	state.RebuildRequired = types.BoolValue(false)
-	state.RebuildReason = types.StringNull()
 	if rec.BaseImageName != "" {
 		state.BaseImageName = types.StringValue(rec.BaseImageName)
 	} else {
@@ -230,6 +248,8 @@ func (r *imageStreamResource) Read(ctx context.Context, req resource.ReadRequest
 	if state.BaseImage == nil {
 		state.BaseImageIDs = types.MapNull(types.StringType)
 		state.LatestBaseImage = types.ObjectNull(latestBaseImageAttrTypes)
+		state.RebuildRequired = types.BoolValue(false)
+		state.RebuildReason = types.StringNull()
 	} else {
 		r.refreshBaseImage(ctx, &state, resp)
 	}
@@ -256,13 +276,49 @@ func (r *imageStreamResource) Delete(ctx context.Context, req resource.DeleteReq
 	}
 }
 
+// ImportState takes a stream name (in the provider's content store) or
+// BUCKET[/PREFIX]:NAME for a stream in a store of its own.
 func (r *imageStreamResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
-	if err := contentstore.ValidateStreamName(req.ID); err != nil {
-		resp.Diagnostics.AddError("Invalid import ID", fmt.Sprintf("Import an image stream by its name (e.g. web/al2023): %s", err))
+	name := req.ID
+	if store, n, ok := strings.Cut(req.ID, ":"); ok {
+		bucket, prefix, _ := strings.Cut(store, "/")
+		if bucket == "" {
+			resp.Diagnostics.AddError("Invalid import ID", fmt.Sprintf("%q: give NAME, or BUCKET[/PREFIX]:NAME", req.ID))
+			return
+		}
+		cs := &contentStoreModel{Bucket: types.StringValue(bucket), Prefix: types.StringNull()}
+		if prefix != "" {
+			cs.Prefix = types.StringValue(prefix + "/")
+		}
+		resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("content_store"), cs)...)
+		name = n
+	}
+	if err := contentstore.ValidateStreamName(name); err != nil {
+		resp.Diagnostics.AddError("Invalid import ID", fmt.Sprintf("Import an image stream by its name (e.g. web/al2023) or BUCKET[/PREFIX]:NAME: %s", err))
 		return
 	}
-	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("name"), req.ID)...)
-	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("name"), name)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), name)...)
+}
+
+// importedTags are the stream's recorded tags less the provider's default
+// tags (which every stream carries and which are not its own).
+func (r *imageStreamResource) importedTags(ctx context.Context, rec contentstore.StreamRecord) types.Map {
+	var all map[string]string
+	if json.Unmarshal([]byte(rec.Extra[extraTagsKey]), &all) != nil {
+		return types.MapNull(types.StringType)
+	}
+	own := map[string]string{}
+	for k, v := range all {
+		if dv, isDefault := r.data.defaultTags[k]; !isDefault || dv != v {
+			own[k] = v
+		}
+	}
+	if len(own) == 0 {
+		return types.MapNull(types.StringType)
+	}
+	m, _ := types.MapValueFrom(ctx, types.StringType, own)
+	return m
 }
 
 // extraTagsKey keeps the stream's tags (with default tags) in its record.

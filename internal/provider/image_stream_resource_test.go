@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -497,6 +498,29 @@ resource "autoami_image_stream" "app" {
 					Check:            resource.TestCheckResourceAttr(addr, "base_image_name", "vendor-2026.11.01"),
 				})
 			}
+			if tc.name == "deferred" {
+				// The window opens: the next scheduled plan rebuilds.
+				steps = append(steps, resource.TestStep{
+					PreConfig: func() { setClock(t, time.Date(2026, 11, 21, 2, 30, 0, 0, time.UTC)) },
+					Config:    config("one"),
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(addr, plancheck.ResourceActionUpdate),
+						plancheck.ExpectKnownValue(addr, tfjsonpath.New("base_image_name"), knownvalue.StringExact("vendor-2026.11.20")),
+					}},
+				})
+			}
+			if tc.name == "manual" {
+				// Reporting options of the selector change; the waiting
+				// update must not slip in with them.
+				steps = append(steps, resource.TestStep{
+					Config: strings.Replace(config("one"), `advisories    =`, `regions       = ["us-east-1"]
+    advisories    =`, 1),
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectKnownValue(addr, tfjsonpath.New("base_image_name"), knownvalue.StringExact("vendor-2026.11.01")),
+					}},
+					Check: resource.TestCheckResourceAttr(addr, "base_image_name", "vendor-2026.11.01"),
+				})
+			}
 			if tc.approval {
 				steps = append(steps, resource.TestStep{
 					Config: config("two"),
@@ -522,4 +546,69 @@ resource "autoami_image_stream" "app" {
 			})
 		})
 	}
+}
+
+// TestAccImageStream_defaultTagsAndUnknowns: provider default tags do not
+// make a perpetual diff; a bucket and a trigger known only at apply plan an
+// unknown revision instead of a wrong one; a missing policy fails the plan.
+func TestAccImageStream_defaultTagsAndUnknowns(t *testing.T) {
+	t.Setenv("AUTOAMI_CACHE_DIR", t.TempDir())
+	dir := t.TempDir()
+	writeTree(t, dir, testStreamFiles())
+	withDefaults := `
+provider "autoami" {
+  region       = "us-east-1"
+  default_tags = { env = "test", team = "platform" }
+  content_store = {
+    bucket = "autoami-content"
+  }
+}
+`
+	resource.Test(t, resource.TestCase{
+		PreCheck:                 func() { testAccPreCheck(t); createTestBucket(t) },
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				// The framework's plan after apply must be empty.
+				Config: withDefaults + fmt.Sprintf(`
+resource "autoami_image_stream" "s" {
+  name            = "tagged/stream"
+  root_filesystem = { directory = %q }
+}`, dir),
+				Check: resource.TestCheckNoResourceAttr("autoami_image_stream.s", "tags.%"),
+			},
+			{
+				ResourceName:                         "autoami_image_stream.s",
+				ImportState:                          true,
+				ImportStateId:                        "autoami-content:tagged/stream",
+				ImportStateVerify:                    true,
+				ImportStateVerifyIdentifierAttribute: "name",
+				// content_store is given by the import ID; the stream had none of its own.
+				ImportStateVerifyIgnore: []string{"root_filesystem", "bytes_uploaded", "objects_uploaded", "timeouts", "content_store"},
+			},
+			{
+				Config: withDefaults + fmt.Sprintf(`
+resource "terraform_data" "later" { input = "approved-1" }
+resource "autoami_image_stream" "s" {
+  name            = "tagged/stream"
+  root_filesystem = { directory = %q }
+  content_store   = { bucket = "autoami-content", prefix = terraform_data.later.output }
+}`, dir),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectUnknownValue("autoami_image_stream.s", tfjsonpath.New("revision")),
+				}},
+				Check: resource.TestCheckResourceAttr("autoami_image_stream.s", "manifest_uri",
+					"s3://autoami-content/approved-1/streams/tagged/stream/revisions/"+treeRevision(t, dir)+".manifest"),
+			},
+			{
+				Config: withDefaults + fmt.Sprintf(`
+resource "autoami_image_stream" "s" {
+  name            = "tagged/stream"
+  root_filesystem = { directory = %q }
+  policy_id       = "/autoami/policies/does-not-exist"
+}`, dir),
+				ExpectError: errorText("policy /autoami/policies/does-not-exist does not exist"),
+			},
+		},
+	})
 }
