@@ -48,16 +48,8 @@ type rawImageSourceModel struct {
 // baseImageSelectorModel takes the lookup arguments of the
 // autoami_latest_base_image data source.
 type baseImageSelectorModel struct {
-	SSMParameter      types.String  `tfsdk:"ssm_parameter"`
-	Owners            types.List    `tfsdk:"owners"`
-	Name              types.String  `tfsdk:"name"`
-	Filters           []filterModel `tfsdk:"filter"`
-	Architecture      types.String  `tfsdk:"architecture"`
-	IncludeDeprecated types.Bool    `tfsdk:"include_deprecated"`
-	Advisories        types.String  `tfsdk:"advisories"`
-	SecurityLevelTag  types.String  `tfsdk:"security_level_tag"`
-	RoleARN           types.String  `tfsdk:"role_arn"`
-	Regions           types.List    `tfsdk:"regions"`
+	baseImageLookupModel
+	Regions types.List `tfsdk:"regions"`
 }
 
 // latestBaseImageAttrTypes are the fields of latest_base_image.

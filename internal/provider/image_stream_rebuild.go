@@ -9,7 +9,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
-	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/types"
@@ -30,25 +29,6 @@ type rebuildDecision struct {
 	Headline string `json:"headline"`
 	Reason   string `json:"reason"`
 	NewName  string `json:"new_name"`
-}
-
-func (m *baseImageSelectorModel) selector(ctx context.Context) (baseimage.Selector, diag.Diagnostics) {
-	var diags diag.Diagnostics
-	sel := baseimage.Selector{
-		SSMParameter:      m.SSMParameter.ValueString(),
-		Name:              m.Name.ValueString(),
-		Architecture:      m.Architecture.ValueString(),
-		IncludeDeprecated: m.IncludeDeprecated.ValueBool(),
-		Advisories:        m.Advisories.ValueString(),
-		SecurityLevelTag:  m.SecurityLevelTag.ValueString(),
-	}
-	diags.Append(m.Owners.ElementsAs(ctx, &sel.Owners, false)...)
-	for _, f := range m.Filters {
-		var values []string
-		diags.Append(f.Values.ElementsAs(ctx, &values, false)...)
-		sel.Filters = append(sel.Filters, baseimage.Filter{Name: f.Name.ValueString(), Values: values})
-	}
-	return sel, diags
 }
 
 // findLatestBaseImage resolves the selector in the home region.

@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
@@ -37,18 +38,44 @@ type filterModel struct {
 	Values types.List   `tfsdk:"values"`
 }
 
-type latestBaseImageModel struct {
-	// Arguments.
+// baseImageLookupModel holds the lookup arguments the data source and the
+// image stream's base_image share.
+type baseImageLookupModel struct {
 	SSMParameter      types.String  `tfsdk:"ssm_parameter"`
 	Owners            types.List    `tfsdk:"owners"`
 	Name              types.String  `tfsdk:"name"`
 	Filters           []filterModel `tfsdk:"filter"`
 	Architecture      types.String  `tfsdk:"architecture"`
 	IncludeDeprecated types.Bool    `tfsdk:"include_deprecated"`
-	Region            types.String  `tfsdk:"region"`
 	RoleARN           types.String  `tfsdk:"role_arn"`
 	Advisories        types.String  `tfsdk:"advisories"`
 	SecurityLevelTag  types.String  `tfsdk:"security_level_tag"`
+}
+
+// selector turns the lookup arguments into a baseimage.Selector.
+func (m *baseImageLookupModel) selector(ctx context.Context) (baseimage.Selector, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	sel := baseimage.Selector{
+		SSMParameter:      m.SSMParameter.ValueString(),
+		Name:              m.Name.ValueString(),
+		Architecture:      m.Architecture.ValueString(),
+		IncludeDeprecated: m.IncludeDeprecated.ValueBool(),
+		Advisories:        m.Advisories.ValueString(),
+		SecurityLevelTag:  m.SecurityLevelTag.ValueString(),
+	}
+	diags.Append(m.Owners.ElementsAs(ctx, &sel.Owners, false)...)
+	for _, f := range m.Filters {
+		var values []string
+		diags.Append(f.Values.ElementsAs(ctx, &values, false)...)
+		sel.Filters = append(sel.Filters, baseimage.Filter{Name: f.Name.ValueString(), Values: values})
+	}
+	return sel, diags
+}
+
+type latestBaseImageModel struct {
+	// Arguments.
+	baseImageLookupModel
+	Region types.String `tfsdk:"region"`
 
 	// Attributes.
 	ID                   types.String `tfsdk:"id"`
@@ -218,20 +245,8 @@ func (d *latestBaseImageDataSource) Read(ctx context.Context, req datasource.Rea
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	sel := baseimage.Selector{
-		SSMParameter:      m.SSMParameter.ValueString(),
-		Name:              m.Name.ValueString(),
-		Architecture:      m.Architecture.ValueString(),
-		IncludeDeprecated: m.IncludeDeprecated.ValueBool(),
-		Advisories:        m.Advisories.ValueString(),
-		SecurityLevelTag:  m.SecurityLevelTag.ValueString(),
-	}
-	resp.Diagnostics.Append(m.Owners.ElementsAs(ctx, &sel.Owners, false)...)
-	for _, f := range m.Filters {
-		var values []string
-		resp.Diagnostics.Append(f.Values.ElementsAs(ctx, &values, false)...)
-		sel.Filters = append(sel.Filters, baseimage.Filter{Name: f.Name.ValueString(), Values: values})
-	}
+	sel, diags := m.selector(ctx)
+	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
