@@ -55,7 +55,7 @@ func (r *imageStreamResource) Schema(ctx context.Context, _ resource.SchemaReque
 				Required:            true,
 				MarkdownDescription: "Stream name: slash-separated segments of `a-z`, `0-9`, `.`, `_`, `-` (e.g. `web/al2023`). Changing it makes a new stream.",
 				PlanModifiers:       []planmodifier.String{stringplanmodifier.RequiresReplace()},
-				Validators:          []validator.String{streamNameValidator{}},
+				Validators:          []validator.String{streamNameValidator()},
 			},
 			"root_filesystem": schema.SingleNestedAttribute{
 				Optional:            true,
@@ -170,10 +170,10 @@ func baseImageSelectorAttributes() map[string]schema.Attribute {
 		"security_level_tag": schema.StringAttribute{Optional: true,
 			MarkdownDescription: fmt.Sprintf("Tag carrying the security level. Default `%s`.", baseimage.DefaultSecurityLevelTag)},
 		"role_arn": schema.StringAttribute{Optional: true, MarkdownDescription: "Role to assume for the lookup.",
-			Validators: []validator.String{roleARNValidator{}}},
+			Validators: []validator.String{roleARNValidator()}},
 		"regions": schema.ListAttribute{ElementType: types.StringType, Optional: true,
 			MarkdownDescription: "Regions whose IDs of the base image `base_image_ids` reports. Default: the home region.",
-			Validators:          []validator.List{listvalidator.ValueStringsAre(regionValidator{})}},
+			Validators:          []validator.List{listvalidator.ValueStringsAre(regionValidator())}},
 	}
 }
 

@@ -149,12 +149,12 @@ func (d *latestBaseImageDataSource) Schema(_ context.Context, _ datasource.Schem
 				Optional:            true,
 				Computed:            true,
 				MarkdownDescription: "Region to search. Default: the provider's home region.",
-				Validators:          []validator.String{regionValidator{}},
+				Validators:          []validator.String{regionValidator()},
 			},
 			"role_arn": schema.StringAttribute{
 				Optional:            true,
 				MarkdownDescription: "Role to assume to search from another account.",
-				Validators:          []validator.String{roleARNValidator{}},
+				Validators:          []validator.String{roleARNValidator()},
 			},
 			"advisories": schema.StringAttribute{
 				Optional: true,

@@ -98,7 +98,7 @@ func endpointAttribute(service string) schema.StringAttribute {
 	return schema.StringAttribute{
 		Optional:            true,
 		MarkdownDescription: fmt.Sprintf("Endpoint URL for %s. Overrides `endpoint_url` and `AWS_ENDPOINT_URL_%s`.", service, upper(service)),
-		Validators:          []validator.String{urlValidator{}},
+		Validators:          []validator.String{urlValidator()},
 	}
 }
 
@@ -113,7 +113,7 @@ func (p *autoamiProvider) Schema(_ context.Context, _ provider.SchemaRequest, re
 				Optional: true,
 				MarkdownDescription: "The home region: where the content store and policies live, and the default region " +
 					"of every target. Defaults to `AWS_REGION` or the profile's region.",
-				Validators: []validator.String{regionValidator{}},
+				Validators: []validator.String{regionValidator()},
 			},
 			"profile": schema.StringAttribute{
 				Optional:            true,
@@ -134,7 +134,7 @@ func (p *autoamiProvider) Schema(_ context.Context, _ provider.SchemaRequest, re
 				Optional: true,
 				MarkdownDescription: "One endpoint URL for every AWS service (for example a local AWS such as moto). " +
 					"Overrides `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>`. S3 uses path-style addressing whenever a custom endpoint is set.",
-				Validators: []validator.String{urlValidator{}},
+				Validators: []validator.String{urlValidator()},
 			},
 			"content_store": schema.SingleNestedAttribute{
 				Optional:            true,
@@ -159,7 +159,7 @@ func (p *autoamiProvider) Schema(_ context.Context, _ provider.SchemaRequest, re
 					"role_arn": schema.StringAttribute{
 						Optional:            true,
 						MarkdownDescription: "ARN of the role to assume.",
-						Validators:          []validator.String{roleARNValidator{}},
+						Validators:          []validator.String{roleARNValidator()},
 					},
 					"session_name": schema.StringAttribute{
 						Optional:            true,
