@@ -205,7 +205,7 @@ func (r *policyResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 					"(approximate 2025 on-demand list prices of EBS snapshot storage, gp3 storage and a t3.small unpacker). " +
 					"The key `default` prices regions the table does not know.",
 				Validators: []validator.Map{mapvalidator.KeysAre(stringvalidator.Any(
-					stringvalidator.OneOf(policy.DefaultPricesKey), regionValidator{}))},
+					stringvalidator.OneOf(policy.DefaultPricesKey), regionValidator()))},
 				NestedObject: schema.NestedAttributeObject{
 					Attributes: map[string]schema.Attribute{
 						"snapshot_gib_month_usd": priceAttribute("EBS snapshot storage per GiB-month"),
