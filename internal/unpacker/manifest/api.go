@@ -186,7 +186,9 @@ type DirOptions struct {
 }
 
 // FromDirectory builds the manifest of the tree at root. It never follows a
-// symlink. Sockets are skipped (as tar does), with a warning.
+// symlink and never crosses into another mount: an entry on another mount
+// than root (a mount point inside the tree, bind mounts included) is an
+// error naming it. Sockets are skipped (as tar does), with a warning.
 func FromDirectory(ctx context.Context, root string, opts DirOptions) (*Manifest, error) {
 	return fromDirectory(ctx, root, opts)
 }

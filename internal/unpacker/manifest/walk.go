@@ -26,6 +26,7 @@ type scanner struct {
 	ctx     context.Context
 	root    string
 	rootfd  int
+	rootSt  entryStat // the root's device and mount: no entry may be elsewhere
 	opts    DirOptions
 	log     *slog.Logger
 	exclude map[string]bool
@@ -108,16 +109,17 @@ func fromDirectory(ctx context.Context, root string, opts DirOptions) (*Manifest
 }
 
 func (s *scanner) addRoot() error {
-	var st unix.Stat_t
-	if err := unix.Fstat(s.rootfd, &st); err != nil {
+	st, err := statxAt(s.rootfd, "", unix.AT_EMPTY_PATH)
+	if err != nil {
 		return fmt.Errorf("scan %s: stat root: %w", s.root, err)
 	}
+	s.rootSt = st
 	xs, err := fdXattrs(s.rootfd)
 	if err != nil {
 		return fmt.Errorf("scan %s: root directory: %w", s.root, err)
 	}
-	s.entries = append(s.entries, Entry{Path: RootPath, Type: TypeDirectory, Mode: st.Mode & 0o7777,
-		UID: st.Uid, GID: st.Gid, MtimeNs: st.Mtim.Nano(), Xattrs: xs})
+	s.entries = append(s.entries, Entry{Path: RootPath, Type: TypeDirectory, Mode: st.mode & 0o7777,
+		UID: st.uid, GID: st.gid, MtimeNs: st.mtimeNs, Xattrs: xs})
 	s.stats = append(s.stats, fileStat{})
 	return nil
 }
@@ -163,7 +165,10 @@ func (s *scanner) walk(dirfd int, dir string) error {
 	}
 	for _, name := range subdirs {
 		p := join(dir, name)
-		fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		fd, err := openBeneath(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY)
+		if errors.Is(err, unix.EXDEV) {
+			err = errOtherMount
+		}
 		if err != nil {
 			return fmt.Errorf("scan %s: open directory: %w", join(s.root, p), err)
 		}
@@ -178,13 +183,16 @@ func (s *scanner) walk(dirfd int, dir string) error {
 
 // addEntry records one directory entry; it reports whether it is a directory.
 func (s *scanner) addEntry(dirfd int, name, p string) (bool, error) {
-	var st unix.Stat_t
-	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	st, err := statxAt(dirfd, name, 0)
+	if err != nil {
 		return false, fmt.Errorf("stat: %w", err)
 	}
+	if err := s.sameMount(&st); err != nil {
+		return false, err
+	}
 	idx := len(s.entries)
-	if st.Mode&unix.S_IFMT != unix.S_IFDIR && st.Nlink > 1 {
-		key := inodeKey{uint64(st.Dev), st.Ino}
+	if st.kind() != unix.S_IFDIR && st.nlink > 1 {
+		key := inodeKey{st.dev, st.ino}
 		if first, ok := s.inodes[key]; ok {
 			// Another name of an inode already seen: record it as a hard link
 			// now; linkHardLinks picks the canonical first name later.
@@ -194,20 +202,20 @@ func (s *scanner) addEntry(dirfd int, name, p string) (bool, error) {
 		}
 		s.inodes[key] = idx
 	}
-	fs := statOf(&st)
+	fs := statOfEntry(&st)
 	// A cache hit (same inode, size, mtime and ctime) vouches for the digest,
 	// symlink target and xattrs: changing any of them changes the ctime.
 	cached, hit := s.cache.lookup(p, fs)
 	if hit {
 		s.hits++
 	}
-	e := Entry{Path: p, Mode: st.Mode & 0o7777, UID: st.Uid, GID: st.Gid, MtimeNs: st.Mtim.Nano()}
-	switch st.Mode & unix.S_IFMT {
+	e := Entry{Path: p, Mode: st.mode & 0o7777, UID: st.uid, GID: st.gid, MtimeNs: st.mtimeNs}
+	switch st.kind() {
 	case unix.S_IFDIR:
 		e.Type = TypeDirectory
 	case unix.S_IFREG:
 		e.Type = TypeRegular
-		e.Size = st.Size
+		e.Size = st.size
 		if hit {
 			e.Digest = cached.Digest
 		} else {
@@ -219,7 +227,7 @@ func (s *scanner) addEntry(dirfd int, name, p string) (bool, error) {
 			e.Link = cached.Link
 			break
 		}
-		buf := make([]byte, max(st.Size+1, 256))
+		buf := make([]byte, max(st.size+1, 256))
 		n, err := unix.Readlinkat(dirfd, name, buf)
 		if err != nil {
 			return false, fmt.Errorf("read symlink: %w", err)
@@ -230,21 +238,21 @@ func (s *scanner) addEntry(dirfd int, name, p string) (bool, error) {
 		e.Link = string(buf[:n])
 	case unix.S_IFCHR:
 		e.Type = TypeCharDevice
-		e.DevMajor, e.DevMinor = unix.Major(st.Rdev), unix.Minor(st.Rdev)
+		e.DevMajor, e.DevMinor = unix.Major(st.rdev), unix.Minor(st.rdev)
 	case unix.S_IFBLK:
 		e.Type = TypeBlockDevice
-		e.DevMajor, e.DevMinor = unix.Major(st.Rdev), unix.Minor(st.Rdev)
+		e.DevMajor, e.DevMinor = unix.Major(st.rdev), unix.Minor(st.rdev)
 	case unix.S_IFIFO:
 		e.Type = TypeFIFO
 	case unix.S_IFSOCK:
 		s.sockets++
 		s.log.Debug("skipping socket", "path", p)
-		if key := (inodeKey{uint64(st.Dev), st.Ino}); s.inodes[key] == idx {
+		if key := (inodeKey{st.dev, st.ino}); s.inodes[key] == idx {
 			delete(s.inodes, key) // no entry at idx after all
 		}
 		return false, nil
 	default:
-		return false, fmt.Errorf("unknown file type %#o", st.Mode&unix.S_IFMT)
+		return false, fmt.Errorf("unknown file type %#o", st.kind())
 	}
 	if hit {
 		e.Xattrs = cached.Xattrs
@@ -307,13 +315,14 @@ func (s *scanner) hashAll() (int64, error) {
 	return total.Load(), first
 }
 
-// openBeneath opens path relative to dirfd without following any symlink
-// and without leaving dirfd's tree.
+// openBeneath opens path relative to dirfd without following any symlink,
+// without leaving dirfd's tree and without crossing into another mount
+// (EXDEV), so that nothing outside the tree's own file system is read.
 func openBeneath(dirfd int, path string, flags int) (int, error) {
 	for {
 		fd, err := unix.Openat2(dirfd, path, &unix.OpenHow{
 			Flags:   uint64(flags | unix.O_CLOEXEC | unix.O_NOFOLLOW),
-			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
 		})
 		if errors.Is(err, unix.EINTR) || errors.Is(err, unix.EAGAIN) {
 			continue

@@ -21,9 +21,11 @@
 // change and snapshots stay incremental.
 //
 // Every path operation is relative to a directory file descriptor opened with
-// openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS) and acts on the final component
-// with AT_SYMLINK_NOFOLLOW (or O_NOFOLLOW), so no symlink is ever followed,
-// inside or out of the root.
+// openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_XDEV) and acts on
+// the final component with AT_SYMLINK_NOFOLLOW (or O_NOFOLLOW), so no
+// symlink is ever followed, inside or out of the root. The scan refuses a
+// root that has a mount point inside it (an error naming it), and no open
+// crosses one, so nothing outside the root's own mount is ever changed.
 //
 // An interrupted Apply leaves a root that a later Apply (of the same or any
 // manifest) brings to exactly its manifest; objects already staged are reused.

@@ -340,7 +340,10 @@ func (p *plan) regularContent(w *manifest.Entry, a *action, tmp string, res *Res
 // copyFile copies (sparsely, verifying the digest) a file into a new
 // staging file and returns the bytes written.
 func (p *plan) copyFile(srcDir int, srcName, tmp string, want objects.Want) (int64, error) {
-	in, err := unix.Openat(srcDir, srcName, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	in, err := openAt(srcDir, srcName, unix.O_RDONLY|unix.O_NOATIME)
+	if errors.Is(err, unix.EPERM) {
+		in, err = openAt(srcDir, srcName, unix.O_RDONLY) // O_NOATIME needs the owner or CAP_FOWNER
+	}
 	if err != nil {
 		return 0, fmt.Errorf("open content source %s: %w", srcName, err)
 	}

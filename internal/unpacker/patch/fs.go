@@ -12,8 +12,9 @@ import (
 
 // tree performs every file-system operation of a patch relative to the root
 // directory descriptor. Directories are opened with openat2 and
-// RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, and the final component is acted on
-// with AT_SYMLINK_NOFOLLOW (or equivalent), so no symlink is ever followed.
+// RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_XDEV, and the final
+// component is acted on with AT_SYMLINK_NOFOLLOW (or equivalent), so no
+// symlink is ever followed and no mount point inside the root is crossed.
 type tree struct {
 	root   string
 	rootfd int
@@ -57,10 +58,18 @@ func (t *tree) forget(dir string) {
 
 // openBeneath opens path below the root without following any symlink.
 func (t *tree) openBeneath(path string, flags int) (int, error) {
+	return openAt(t.rootfd, path, flags)
+}
+
+// openAt opens path relative to dirfd without following any symlink, without
+// leaving dirfd's tree and without crossing into another mount (a bind mount
+// over a directory of the root must never lead the patch outside the
+// volume): such a path fails with EXDEV.
+func openAt(dirfd int, path string, flags int) (int, error) {
 	for {
-		fd, err := unix.Openat2(t.rootfd, path, &unix.OpenHow{
+		fd, err := unix.Openat2(dirfd, path, &unix.OpenHow{
 			Flags:   uint64(flags | unix.O_CLOEXEC | unix.O_NOFOLLOW),
-			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
 		})
 		if errors.Is(err, unix.EINTR) || errors.Is(err, unix.EAGAIN) {
 			continue
@@ -82,7 +91,7 @@ func (t *tree) dir(path string) (int, error) {
 	}
 	fd, err := t.openBeneath(path, unix.O_PATH|unix.O_DIRECTORY)
 	if err != nil {
-		return -1, fmt.Errorf("open directory %s beneath %s without following symlinks: %w", path, t.root, err)
+		return -1, fmt.Errorf("open directory %s beneath %s without following symlinks: %w", path, t.root, explainXDEV(err))
 	}
 	t.dirs[path] = fd
 	return fd, nil
@@ -116,4 +125,12 @@ func (t *tree) lstat(path string) (unix.Stat_t, error) {
 	}
 	err = unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
 	return st, err
+}
+
+// explainXDEV adds to an openat2 EXDEV error what it means here.
+func explainXDEV(err error) error {
+	if errors.Is(err, unix.EXDEV) {
+		return fmt.Errorf("%w: a mount point inside the root, which the patch never crosses", err)
+	}
+	return err
 }

@@ -46,7 +46,7 @@ func (s *staging) ensure() error {
 	}
 	fd, err := s.t.openBeneath(StagingDir, unix.O_PATH|unix.O_DIRECTORY)
 	if err != nil {
-		return fmt.Errorf("open staging directory %s/%s: %w", s.t.root, StagingDir, err)
+		return fmt.Errorf("open staging directory %s/%s: %w", s.t.root, StagingDir, explainXDEV(err))
 	}
 	s.fd = fd
 	return nil
@@ -83,7 +83,7 @@ func (s *staging) exists() (bool, error) {
 func (s *staging) names() ([]string, error) {
 	fd, err := s.t.openBeneath(StagingDir, unix.O_RDONLY|unix.O_DIRECTORY)
 	if err != nil {
-		return nil, fmt.Errorf("list staging directory: %w", err)
+		return nil, fmt.Errorf("list staging directory: %w", explainXDEV(err))
 	}
 	f := os.NewFile(uintptr(fd), StagingDir)
 	defer f.Close()
@@ -128,7 +128,7 @@ func (s *staging) loadLeftovers(ctx context.Context) (int, error) {
 }
 
 func (s *staging) verify(name string, d objects.Digest, buf []byte) bool {
-	fd, err := unix.Openat(s.fd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	fd, err := openAt(s.fd, name, unix.O_RDONLY)
 	if err != nil {
 		return false
 	}
@@ -234,7 +234,7 @@ func (s *staging) remove() error {
 }
 
 // removeAllAt removes name in dirfd and, for a directory, its contents,
-// without following symlinks.
+// without following symlinks or crossing into another mount.
 func removeAllAt(dirfd int, name string) error {
 	err := unix.Unlinkat(dirfd, name, 0)
 	if err == nil || errors.Is(err, unix.ENOENT) {
@@ -243,9 +243,9 @@ func removeAllAt(dirfd int, name string) error {
 	if !errors.Is(err, unix.EISDIR) {
 		return fmt.Errorf("remove %s: %w", name, err)
 	}
-	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	fd, err := openAt(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY)
 	if err != nil {
-		return fmt.Errorf("open %s: %w", name, err)
+		return fmt.Errorf("open %s: %w", name, explainXDEV(err))
 	}
 	f := os.NewFile(uintptr(fd), name)
 	names, err := f.Readdirnames(-1)
