@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/autoami/terraform-provider-autoami/internal/unpacker/wire"
 )
 
 // Linux's FIFREEZE and FITHAW ioctls (_IOWR('X', 119/120, int)); x/sys/unix
@@ -60,8 +62,28 @@ func unescapeMountPath(s string) string {
 	return b.String()
 }
 
+// rootMountFlags are the flags every volume is mounted with: its content is
+// image content, never run or used on this machine. nodev does not keep the
+// engine from creating device nodes (mknod); it keeps them from being opened
+// here. noatime: reading a file must not change the volume (and its snapshot).
+const rootMountFlags = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_NOATIME
+
+// rootMountData returns the file-system specific mount options of a volume's
+// root: XFS refuses to mount a second file system with the UUID of a mounted
+// one (a volume made from the snapshot of the AMI this instance booted from)
+// unless told nouuid.
+func rootMountData(fstype string) string {
+	if fstype == "xfs" {
+		return "nouuid"
+	}
+	return ""
+}
+
 // mountRoot mounts the root file system dev (of type fstype) at dir unless
-// something is mounted there already.
+// something is mounted there already, with rootMountFlags and private
+// propagation: mounts made below it in another mount namespace (one that
+// got a copy of it) never show up in it, and the engine refuses any mount
+// inside it anyway.
 func mountRoot(dev, fstype, dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create mount point %s: %w", dir, err)
@@ -73,8 +95,46 @@ func mountRoot(dev, fstype, dir string) error {
 	if fstype == "" {
 		fstype = "ext4"
 	}
-	if err := unix.Mount(dev, dir, fstype, 0, ""); err != nil {
+	if err := unix.Mount(dev, dir, fstype, rootMountFlags, rootMountData(fstype)); err != nil {
 		return fmt.Errorf("mount %s (%s) at %s: %w", dev, fstype, dir, err)
+	}
+	if err := unix.Mount("", dir, "", unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make the mount of %s at %s private: %w", dev, dir, err)
+	}
+	return nil
+}
+
+// mountsBeneath lists the mount points strictly inside dir (in this mount
+// namespace): the daemon never patches a volume with another file system
+// mounted inside it.
+func mountsBeneath(dir string) ([]string, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, fmt.Errorf("read mount table: %w", err)
+	}
+	prefix := strings.TrimSuffix(dir, "/") + "/"
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) > 4 {
+			if p := unescapeMountPath(fields[4]); strings.HasPrefix(p, prefix) {
+				out = append(out, p)
+			}
+		}
+	}
+	return out, nil
+}
+
+// checkNoNestedMounts fails, naming them, when something is mounted inside
+// the volume mounted at dir.
+func checkNoNestedMounts(dir string) error {
+	nested, err := mountsBeneath(dir)
+	if err != nil {
+		return err
+	}
+	if len(nested) > 0 {
+		return wire.Errorf(wire.CodeConflict, "%d file systems are mounted inside the volume at %s (%s): the unpacker never patches across mount points; unmount them",
+			len(nested), dir, strings.Join(nested, ", "))
 	}
 	return nil
 }

@@ -164,6 +164,15 @@ func (s *stream) runUnpack(ctx context.Context, job *unpackJob) error {
 	if err := s.d.hook(HookManifest); err != nil {
 		return err
 	}
+	// Refuse before the volume is marked dirty: a mount inside the volume is
+	// an operator's doing that the unpacker must not patch through.
+	if mounted, err := isMountPoint(s.mountDir); err != nil {
+		return err
+	} else if mounted {
+		if err := checkNoNestedMounts(s.mountDir); err != nil {
+			return fmt.Errorf("unpack revision %s: %w", job.revision, err)
+		}
+	}
 
 	// The dirty marker is durable before anything on the volume changes.
 	rec, _ := s.d.store.stream(s.name)

@@ -133,7 +133,9 @@ func holdsOS(p Partition) (bool, error) {
 	case "ext3", "ext4":
 		data = "noload"
 	case "xfs":
-		data = "norecovery"
+		// nouuid: the volume may be a copy of the snapshot this instance
+		// booted from, whose root (same UUID) is mounted.
+		data = "norecovery,nouuid"
 	}
 	if err := unix.Mount(p.Device, dir, p.Filesystem, unix.MS_RDONLY|unix.MS_NODEV|unix.MS_NOSUID|unix.MS_NOEXEC, data); err != nil {
 		return false, fmt.Errorf("probe content of %s: mount read-only: %w", p.Device, err)
