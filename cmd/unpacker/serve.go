@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime/debug"
 
+	"github.com/autoami/terraform-provider-autoami/internal/unpacker/daemon"
 	"github.com/autoami/terraform-provider-autoami/internal/unpacker/server"
 	"github.com/autoami/terraform-provider-autoami/internal/unpacker/wire"
 )
@@ -17,7 +18,7 @@ var daemonVersion = ""
 func init() {
 	register(command{
 		name:    "serve",
-		usage:   "--client-ca FILE [--listen ADDR:PORT] [--state-dir DIR] [--local-devices DIR] [--idle-poweroff DURATION]",
+		usage:   "--client-ca FILE [--listen ADDR:PORT] [--state-dir DIR] [--local-devices DIR] [--idle-poweroff DURATION] [--url-wait DURATION]",
 		summary: "run the daemon: the mutual-TLS API that patches stream volumes",
 		run:     runServe,
 	})
@@ -30,6 +31,7 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 	clientCA := fs.String("client-ca", "", "PEM file of the CA that client certificates must chain to (required)")
 	localDevices := fs.String("local-devices", "", "local mode: back volume IDs by sparse files in this directory, attached as loop devices")
 	idle := fs.Duration("idle-poweroff", 0, "power the machine off after this long without requests (0: never)")
+	urlWait := fs.Duration("url-wait", daemon.DefaultURLWait, "fail an unpack whose caller supplied no object URLs for this long (the stream is left dirty)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -45,6 +47,7 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 		ClientCAFile: *clientCA,
 		LocalDevices: *localDevices,
 		IdlePoweroff: *idle,
+		URLWait:      *urlWait,
 		Version:      version(),
 		Console:      env.stdout,
 		Logger:       env.log,

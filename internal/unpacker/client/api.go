@@ -94,6 +94,13 @@ func (c *Client) SupplyObjectURLs(ctx context.Context, req wire.ObjectURLsReques
 	return out, c.impl.call(ctx, wire.PathObjectURLs, req, &out)
 }
 
+// CancelUnpack stops the running unpack of req.Revision and returns the
+// stream, then dirty; without a running unpack it does nothing.
+func (c *Client) CancelUnpack(ctx context.Context, req wire.CancelUnpackRequest) (wire.Stream, error) {
+	var out wire.Stream
+	return out, c.impl.call(ctx, wire.PathCancelUnpack, req, &out)
+}
+
 // URLSigner returns URLs (typically presigned S3 GETs) for content objects
 // named by their hex SHA-256.
 type URLSigner func(ctx context.Context, hashes []string) (map[string]string, error)

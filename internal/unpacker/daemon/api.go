@@ -43,8 +43,14 @@ type Config struct {
 	HTTPClient *http.Client
 	// FetchParallel bounds concurrent object downloads per stream (0: 8).
 	FetchParallel int
+	// URLWait is how long an unpack waits for the object URLs it asked for
+	// while it has nothing else to do; then it fails (the stream is left
+	// dirty, its last error says why), so an unpack its caller abandoned
+	// does not hold the stream for ever. Zero means DefaultURLWait.
+	URLWait time.Duration
 	// IdlePoweroff powers the machine off when no request came for this
-	// long and no unpack runs; zero disables it.
+	// long, no unpack works (one waiting for object URLs does not count) and
+	// no stream is frozen for a snapshot; zero disables it.
 	IdlePoweroff time.Duration
 	// Poweroff powers the machine off; nil runs "systemctl poweroff".
 	Poweroff func(context.Context) error
@@ -55,6 +61,9 @@ type Config struct {
 	// Logger receives the daemon's log; nil means slog.Default().
 	Logger *slog.Logger
 }
+
+// DefaultURLWait is the default Config.URLWait.
+const DefaultURLWait = 10 * time.Minute
 
 // Hook points of an unpack, in order; the engine's points come between
 // HookDirty and HookBootable.
@@ -125,6 +134,13 @@ func (d *Daemon) UnpackStatus(ctx context.Context, req wire.UnpackStatusRequest)
 // SupplyObjectURLs hands an unpack URLs for the objects it wants.
 func (d *Daemon) SupplyObjectURLs(ctx context.Context, req wire.ObjectURLsRequest) (wire.UnpackStatus, error) {
 	return d.impl.supplyObjectURLs(ctx, req)
+}
+
+// CancelUnpack stops a running unpack of a revision and waits for it to
+// end; the stream is left dirty (a new unpack resumes, keeping the objects
+// already fetched). Without a running unpack it does nothing.
+func (d *Daemon) CancelUnpack(ctx context.Context, req wire.CancelUnpackRequest) (wire.Stream, error) {
+	return d.impl.cancelUnpack(ctx, req)
 }
 
 // PrepareForSnapshot syncs and freezes or unmounts a clean stream.

@@ -64,6 +64,9 @@ func newDaemon(ctx context.Context, cfg Config) (*Daemon, error) {
 	if cfg.FetchParallel <= 0 {
 		cfg.FetchParallel = 8
 	}
+	if cfg.URLWait <= 0 {
+		cfg.URLWait = DefaultURLWait
+	}
 	for _, dir := range []string{cfg.StateDir, filepath.Join(cfg.StateDir, "mnt"), filepath.Join(cfg.StateDir, "scan-cache")} {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("start unpacker daemon: create %s: %w", dir, err)
@@ -128,7 +131,7 @@ func (d *daemon) close() error {
 	}
 	d.mu.Unlock()
 	for _, s := range streams {
-		s.cancelJob()
+		s.cancelJob(errShuttingDown)
 	}
 	for _, s := range streams {
 		s.waitJob()

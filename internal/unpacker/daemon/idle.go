@@ -7,11 +7,16 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/autoami/terraform-provider-autoami/internal/unpacker/wire"
 )
 
-// idleTimer powers the machine off when no request came for a while and no
-// unpack runs. With the instance's shutdown behaviour "stop" this stops the
-// instance, without the unpacker needing AWS.
+// idleTimer powers the machine off when no request came for a while, no
+// unpack works and no stream is frozen for a snapshot. An unpack that only
+// waits for its caller's object URLs is not work: a caller that went away
+// must not keep the instance running (the unpack fails after the URL wait).
+// With the instance's shutdown behaviour "stop" this stops the instance,
+// without the unpacker needing AWS.
 type idleTimer struct {
 	d        *daemon
 	after    time.Duration
@@ -79,8 +84,8 @@ func (t *idleTimer) loop() {
 			return
 		case <-ticker.C:
 		}
-		if t.d.anyBusy() {
-			t.touch() // an unpack is activity: count idleness from its end
+		if t.d.keepsAwake() {
+			t.touch() // work of our own: count idleness from its end
 			continue
 		}
 		t.mu.Lock()
@@ -107,16 +112,36 @@ func (t *idleTimer) loop() {
 	}
 }
 
-// anyBusy reports whether any stream runs an unpack.
-func (d *daemon) anyBusy() bool {
+// keepsAwake reports whether any stream keeps the machine up: an unpack
+// doing work of its own, or a file system frozen for a snapshot (powering
+// off would hang on it, and the snapshot is being taken).
+func (d *daemon) keepsAwake() bool {
 	d.mu.Lock()
-	defer d.mu.Unlock()
+	streams := make([]*stream, 0, len(d.streams))
 	for _, s := range d.streams {
-		if s.currentState().Busy() {
+		streams = append(streams, s)
+	}
+	d.mu.Unlock()
+	for _, s := range streams {
+		if s.keepsAwake() {
 			return true
 		}
 	}
 	return false
+}
+
+func (s *stream) keepsAwake() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.state == wire.StateFrozen:
+		return true
+	case !s.state.Busy():
+		return false
+	case s.state == wire.StateFetching && s.job != nil && s.job.queue.waitingForURLs():
+		return false
+	}
+	return true
 }
 
 func systemPoweroff(ctx context.Context) error {

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"strings"
 	"sync"
@@ -26,6 +27,11 @@ const maxURLRejections = 3
 type urlQueue struct {
 	fetcher  *objects.HTTPFetcher
 	parallel int
+	// urlWait is how long Fetch waits for URLs while it has nothing else to
+	// do (objects wanted, none with a URL, no download running) before it
+	// fails: a caller that stopped answering must not hold the stream
+	// forever. Zero means forever (tests only).
+	urlWait time.Duration
 
 	mu        sync.Mutex
 	urls      map[objects.Digest]string       // supplied and not yet used
@@ -34,6 +40,9 @@ type urlQueue struct {
 	fetching  bool
 	remaining int // objects of the running Fetch not yet in the sink
 	inflight  int
+	// lastNews is when the running Fetch last got URLs or finished a
+	// download: the URL wait counts from it.
+	lastNews time.Time
 
 	// Counters for progress and metrics.
 	objectsTotal, bytesTotal int64
@@ -47,10 +56,11 @@ type urlQueue struct {
 	notify func()
 }
 
-func newURLQueue(f *objects.HTTPFetcher, parallel int, notify func()) *urlQueue {
+func newURLQueue(f *objects.HTTPFetcher, parallel int, urlWait time.Duration, notify func()) *urlQueue {
 	return &urlQueue{
 		fetcher:  f,
 		parallel: parallel,
+		urlWait:  urlWait,
 		notify:   notify,
 		urls:     map[objects.Digest]string{},
 		pending:  map[objects.Digest]objects.Want{},
@@ -86,6 +96,9 @@ func (q *urlQueue) supply(urls map[string]string) (int, error) {
 			n++
 		}
 	}
+	if n > 0 {
+		q.lastNews = time.Now()
+	}
 	q.wakeWithLock()
 	return n, nil
 }
@@ -114,6 +127,27 @@ func (q *urlQueue) wanted() []string {
 		out[i] = d.String()
 	}
 	return out
+}
+
+// waitingForURLs reports whether the running Fetch has nothing to do but
+// wait for the caller's URLs: that is no activity of the daemon's own (see
+// the idle power-off).
+func (q *urlQueue) waitingForURLs() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.waitingWithLock()
+}
+
+func (q *urlQueue) waitingWithLock() bool {
+	if !q.fetching || q.inflight > 0 || q.remaining == 0 {
+		return false
+	}
+	for d := range q.pending {
+		if _, ok := q.urls[d]; ok {
+			return false // about to start a download
+		}
+	}
+	return len(q.pending) > 0
 }
 
 // awaiting counts objects the running Fetch still needs a URL for.
@@ -154,6 +188,7 @@ func (q *urlQueue) Fetch(ctx context.Context, want []objects.Want, sink objects.
 		q.bytesTotal += w.Size
 	}
 	q.remaining = len(q.pending)
+	q.lastNews = time.Now()
 	// Drop URLs supplied up front for objects this fetch does not want.
 	for d := range q.urls {
 		if _, ok := q.pending[d]; !ok {
@@ -191,6 +226,17 @@ func (q *urlQueue) Fetch(ctx context.Context, want []objects.Want, sink objects.
 		if len(ready) > 0 && q.firstFetch.IsZero() {
 			q.firstFetch = time.Now()
 		}
+		var giveUp <-chan time.Time
+		if q.urlWait > 0 && len(ready) == 0 && q.waitingWithLock() {
+			left := time.Until(q.lastNews.Add(q.urlWait))
+			if left <= 0 {
+				err := q.noURLsErrorWithLock()
+				q.mu.Unlock()
+				g.Wait()
+				return err
+			}
+			giveUp = time.After(left)
+		}
 		q.mu.Unlock()
 		for _, j := range ready {
 			g.Go(func() error { return q.fetchOne(gctx, j.want, j.url, sink) })
@@ -200,6 +246,7 @@ func (q *urlQueue) Fetch(ctx context.Context, want []objects.Want, sink objects.
 		}
 		select {
 		case <-wake:
+		case <-giveUp: // checked again at the top of the loop
 		case <-gctx.Done():
 			if err := g.Wait(); err != nil {
 				return err
@@ -209,12 +256,30 @@ func (q *urlQueue) Fetch(ctx context.Context, want []objects.Want, sink objects.
 	}
 }
 
+// noURLsErrorWithLock is the error of a Fetch whose caller stopped
+// supplying URLs.
+func (q *urlQueue) noURLsErrorWithLock() error {
+	var example objects.Digest
+	n := 0
+	for d := range q.pending {
+		if _, ok := q.urls[d]; !ok {
+			if n == 0 || string(d[:]) < string(example[:]) {
+				example = d
+			}
+			n++
+		}
+	}
+	return fmt.Errorf("no object URLs were supplied for %s while %d objects waited for one (e.g. %s): the caller stopped answering; unpack again to resume",
+		q.urlWait, n, example)
+}
+
 func (q *urlQueue) fetchOne(ctx context.Context, w objects.Want, url string, sink objects.Sink) error {
 	err := q.fetcher.Get(ctx, url, w, sink)
 	defer q.notify() // more may be wanted now: a refused URL, or room under the pace
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.inflight--
+	q.lastNews = time.Now()
 	defer q.wakeWithLock()
 	if err == nil {
 		q.remaining--

@@ -44,7 +44,7 @@ func TestURLQueuePacesAndReasksRefusedURLs(t *testing.T) {
 	defer srv.Close()
 
 	var notified atomic.Int64
-	q := newURLQueue(objects.NewHTTPFetcher(objects.FetcherOptions{}), 4, func() { notified.Add(1) })
+	q := newURLQueue(objects.NewHTTPFetcher(objects.FetcherOptions{}), 4, time.Minute, func() { notified.Add(1) })
 	sink, err := objects.OpenLocalStore(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +98,7 @@ func TestURLQueuePacesAndReasksRefusedURLs(t *testing.T) {
 }
 
 func TestURLQueueRejectsBadURLs(t *testing.T) {
-	q := newURLQueue(objects.NewHTTPFetcher(objects.FetcherOptions{}), 1, func() {})
+	q := newURLQueue(objects.NewHTTPFetcher(objects.FetcherOptions{}), 1, time.Minute, func() {})
 	d := objects.Sum([]byte("x")).String()
 	for _, urls := range []map[string]string{
 		{"not-a-hash": "https://example.invalid/x"},
@@ -107,5 +107,55 @@ func TestURLQueueRejectsBadURLs(t *testing.T) {
 		if _, err := q.supply(urls); err == nil {
 			t.Errorf("supply(%v) accepted", urls)
 		}
+	}
+}
+
+// TestURLQueueGivesUpWithoutURLs: a Fetch whose caller stops supplying URLs
+// fails after the URL wait (counted from the last URLs or download), naming
+// what it waited for, instead of waiting for ever.
+func TestURLQueueGivesUpWithoutURLs(t *testing.T) {
+	a, b := []byte("object a"), []byte("object b")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(a) }))
+	defer srv.Close()
+	wants := []objects.Want{{Digest: objects.Sum(a), Size: int64(len(a))}, {Digest: objects.Sum(b), Size: int64(len(b))}}
+	const wait = 300 * time.Millisecond
+	q := newURLQueue(objects.NewHTTPFetcher(objects.FetcherOptions{}), 2, wait, func() {})
+	sink, err := objects.OpenLocalStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- q.Fetch(ctx, wants, sink) }()
+	// One URL, then silence.
+	time.Sleep(wait / 2)
+	if _, err := q.supply(map[string]string{wants[0].Digest.String(): srv.URL + "/a"}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !q.waitingForURLs() && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !q.waitingForURLs() {
+		t.Fatal("the queue does not report waiting for URLs after its one download")
+	}
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "no object URLs were supplied") || !strings.Contains(err.Error(), wants[1].Digest.String()) {
+			t.Fatalf("Fetch without URLs: %v, want the URL-wait error naming %s", err, wants[1].Digest)
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("Fetch ended only with its context: %v", err)
+		}
+		if el := time.Since(start); el < wait+wait/2 {
+			t.Errorf("gave up after %s: the wait restarts with each URL supplied (%s + %s)", el, wait/2, wait)
+		}
+		if c := q.counters(); c.objectsDone != 1 {
+			t.Errorf("counters %+v: the supplied object was not fetched", c)
+		}
+	case <-ctx.Done():
+		t.Fatal("Fetch still waits for URLs after 20s")
 	}
 }

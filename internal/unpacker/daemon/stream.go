@@ -195,7 +195,7 @@ func (s *stream) describeWithLock() string {
 		return "without a device (attach volume " + s.volumeID + " first)"
 	}
 	if s.state.Busy() && s.job != nil {
-		return string(s.state) + " for an unpack of revision " + s.job.revision
+		return string(s.state) + " for an unpack of revision " + s.job.revision + " (wait for it, or stop it with cancel-unpack)"
 	}
 	return string(s.state)
 }

@@ -20,8 +20,10 @@ type unpackJob struct {
 	revision    string
 	manifestURL string
 	queue       *urlQueue
-	cancel      context.CancelFunc
-	finished    chan struct{} // closed when the job's goroutine ends
+	// cancel stops the job; the cause (errCancelledByRequest,
+	// errShuttingDown) ends up in its error.
+	cancel   context.CancelCauseFunc
+	finished chan struct{} // closed when the job's goroutine ends
 
 	mu         sync.Mutex
 	phase      wire.StreamState
@@ -120,12 +122,18 @@ func (d *daemon) unpack(ctx context.Context, req wire.UnpackRequest) (wire.Unpac
 	return s.unpackStatus(req.Revision), nil
 }
 
+// Causes of a cancelled unpack.
+var (
+	errCancelledByRequest = errors.New("cancelled by request (cancel-unpack)")
+	errShuttingDown       = errors.New("stopped: the daemon is shutting down")
+)
+
 func (s *stream) startJobWithLock(req wire.UnpackRequest) {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancelCause(context.Background())
 	job := &unpackJob{
 		revision:    req.Revision,
 		manifestURL: req.ManifestURL,
-		queue: newURLQueue(s.d.fetcher, s.d.cfg.FetchParallel, func() {
+		queue: newURLQueue(s.d.fetcher, s.d.cfg.FetchParallel, s.d.cfg.URLWait, func() {
 			s.mu.Lock()
 			s.notifyWithLock()
 			s.mu.Unlock()
@@ -145,8 +153,11 @@ func (s *stream) startJobWithLock(req wire.UnpackRequest) {
 	s.d.metrics.unpacksStarted.Inc()
 	go func() {
 		defer close(job.finished)
-		defer cancel()
+		defer cancel(nil)
 		err := s.runUnpack(ctx, job)
+		if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(err, cause) {
+			err = fmt.Errorf("unpack of revision %s %w: %w", job.revision, cause, err)
+		}
 		s.finishJob(job, err, prev.state, prev.revision)
 	}()
 }
@@ -350,14 +361,55 @@ func (s *stream) onPatchProgress(job *unpackJob, p patch.Progress) {
 	}
 }
 
-// cancelJob stops a running unpack (the stream stays dirty).
-func (s *stream) cancelJob() {
+// cancelJob stops a running unpack (the stream stays dirty) for cause.
+func (s *stream) cancelJob(cause error) {
 	s.mu.Lock()
 	job := s.job
 	s.mu.Unlock()
 	if job != nil {
-		job.cancel()
+		job.cancel(cause)
 	}
+}
+
+// maxCancelWait bounds how long a cancel request waits for the unpack to
+// stop (it stops at its next check: between files, objects or phases).
+const maxCancelWait = time.Minute
+
+// cancelUnpack stops the running unpack of req.Revision, if any, and waits
+// (a while) for it to end. The stream is then dirty, with the cancellation
+// as its last error; objects already fetched stay staged for the next unpack.
+func (d *daemon) cancelUnpack(ctx context.Context, req wire.CancelUnpackRequest) (wire.Stream, error) {
+	s, err := d.streamByName(req.Stream)
+	if err != nil {
+		return wire.Stream{}, err
+	}
+	if err := validRevision("revision", req.Revision); err != nil {
+		return wire.Stream{}, err
+	}
+	s.touch()
+	s.mu.Lock()
+	job := s.job
+	if job == nil || !job.running() {
+		defer s.mu.Unlock()
+		return s.viewWithLock(), nil // nothing runs: idempotent
+	}
+	if job.revision != req.Revision {
+		defer s.mu.Unlock()
+		return wire.Stream{}, wire.Errorf(wire.CodeConflict, "cannot cancel the unpack of revision %s on stream %q: it is %s", req.Revision, s.name, s.describeWithLock())
+	}
+	s.mu.Unlock()
+	d.log.Info("cancelling unpack", "stream", s.name, "revision", req.Revision)
+	job.cancel(errCancelledByRequest)
+	wait := time.NewTimer(maxCancelWait)
+	defer wait.Stop()
+	select {
+	case <-job.finished:
+	case <-wait.C:
+		return s.view(), wire.Errorf(wire.CodeUnavailable, "the unpack of revision %s on stream %q was asked to stop but is still %s after %s", req.Revision, s.name, s.currentState(), maxCancelWait)
+	case <-ctx.Done():
+		return s.view(), ctx.Err()
+	}
+	return s.view(), nil
 }
 
 func (s *stream) waitJob() {

@@ -33,6 +33,9 @@ type Config struct {
 	// IdlePoweroff powers the machine off after this long without requests
 	// (zero: never).
 	IdlePoweroff time.Duration
+	// URLWait is how long an unpack waits for object URLs before it fails
+	// (zero: daemon.DefaultURLWait).
+	URLWait time.Duration
 	// Version is reported by the API.
 	Version string
 	// Console receives the fingerprint and listening lines (stdout; the
@@ -62,8 +65,9 @@ func TLSConfig(cert tls.Certificate, clientCAFile string) (*tls.Config, error) {
 	return tlsConfig(cert, clientCAFile)
 }
 
-// NewHandler routes the API to d. Every request counts as activity for the
-// idle power-off timer and is counted in d's metrics.
+// NewHandler routes the API to d. Every request but metrics and health
+// counts as activity for the idle power-off timer; every request is counted
+// in d's metrics.
 func NewHandler(d *daemon.Daemon, log *slog.Logger) http.Handler { return newHandler(d, log) }
 
 // Serve serves the API on ln (already a TLS listener, or plain for tests of

@@ -21,6 +21,11 @@ import (
 // under 1 MiB).
 const maxRequestBytes = 16 << 20
 
+// passive are the paths whose requests do not count as activity for the
+// idle power-off: a monitoring system scraping metrics or probing health
+// must not keep an idle instance running.
+var passive = map[string]bool{wire.PathMetrics: true, wire.PathHealth: true}
+
 func newHandler(d *daemon.Daemon, log *slog.Logger) http.Handler {
 	if log == nil {
 		log = slog.Default()
@@ -40,6 +45,7 @@ func newHandler(d *daemon.Daemon, log *slog.Logger) http.Handler {
 	mux.Handle("POST "+wire.PathUnpack, rpc(log, d.Unpack))
 	mux.Handle("POST "+wire.PathUnpackStatus, rpc(log, d.UnpackStatus))
 	mux.Handle("POST "+wire.PathObjectURLs, rpc(log, d.SupplyObjectURLs))
+	mux.Handle("POST "+wire.PathCancelUnpack, rpc(log, d.CancelUnpack))
 	mux.Handle("POST "+wire.PathPrepareForSnapshot, rpc(log, d.PrepareForSnapshot))
 	mux.Handle("POST "+wire.PathRelease, rpc(log, d.Release))
 	mux.Handle("POST "+wire.PathForgetStream, rpc(log, empty(d.ForgetStream)))
@@ -49,7 +55,9 @@ func newHandler(d *daemon.Daemon, log *slog.Logger) http.Handler {
 	})
 
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		d.Touch()
+		if !passive[r.URL.Path] {
+			d.Touch()
+		}
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 		defer func() {

@@ -54,6 +54,8 @@ type childConfig struct {
 	// the daemon's hook at POINT the child prints "PAUSED AT POINT" and
 	// blocks there until killed.
 	PauseAt string `json:"pause_at,omitempty"`
+	// URLWait is the daemon's URL wait (a Go duration; "" for the default).
+	URLWait string `json:"url_wait,omitempty"`
 }
 
 func TestMain(m *testing.M) {
@@ -95,8 +97,17 @@ func runChild(raw string) int {
 			return nil
 		}
 	}
+	var urlWait time.Duration
+	if cfg.URLWait != "" {
+		var err error
+		if urlWait, err = time.ParseDuration(cfg.URLWait); err != nil {
+			fmt.Fprintln(os.Stderr, "child daemon: bad url_wait:", err)
+			return 2
+		}
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	err := server.Run(ctx, server.Config{
+		URLWait:      urlWait,
 		Listen:       "127.0.0.1:0",
 		StateDir:     cfg.StateDir,
 		ClientCAFile: cfg.ClientCA,
@@ -179,9 +190,17 @@ type daemonProc struct {
 
 // start runs a daemon and waits until it listens.
 func (w *world) start(pauseAt string) *daemonProc {
+	w.t.Helper()
+	return w.startWith(childConfig{PauseAt: pauseAt})
+}
+
+// startWith runs a daemon configured by cfg (the world's directories are
+// filled in) and waits until it listens.
+func (w *world) startWith(cc childConfig) *daemonProc {
 	t := w.t
 	t.Helper()
-	cfg, _ := json.Marshal(childConfig{StateDir: w.stateDir, ClientCA: w.caFile, LocalDevices: w.localDir, PauseAt: pauseAt})
+	cc.StateDir, cc.ClientCA, cc.LocalDevices = w.stateDir, w.caFile, w.localDir
+	cfg, _ := json.Marshal(cc)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+string(cfg))
 	stdout, err := cmd.StdoutPipe()

@@ -58,6 +58,7 @@ func run(ctx context.Context, cfg Config) error {
 		Devices:      finder,
 		Version:      cfg.Version,
 		IdlePoweroff: cfg.IdlePoweroff,
+		URLWait:      cfg.URLWait,
 		Poweroff:     cfg.Poweroff,
 		Hook:         cfg.Hook,
 		Logger:       log,

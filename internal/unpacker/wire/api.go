@@ -21,6 +21,7 @@ const (
 	PathUnpack             = "/v1/unpack"               // POST UnpackRequest → UnpackStatus
 	PathUnpackStatus       = "/v1/unpack-status"        // POST UnpackStatusRequest → UnpackStatus
 	PathObjectURLs         = "/v1/object-urls"          // POST ObjectURLsRequest → UnpackStatus
+	PathCancelUnpack       = "/v1/cancel-unpack"        // POST CancelUnpackRequest → Stream
 	PathPrepareForSnapshot = "/v1/prepare-for-snapshot" // POST PrepareForSnapshotRequest → Stream
 	PathRelease            = "/v1/release"              // POST ReleaseRequest → Stream
 	PathForgetStream       = "/v1/forget-stream"        // POST ForgetStreamRequest → Empty
@@ -255,6 +256,19 @@ type ObjectURLsRequest struct {
 	Stream   string            `json:"stream"`
 	Revision string            `json:"revision"`
 	URLs     map[string]string `json:"urls"`
+}
+
+// CancelUnpackRequest stops the running unpack of Revision on Stream and
+// waits for it to end: the stream is then dirty (its last error says it was
+// cancelled) and accepts an unpack of any revision, or forget-stream. The
+// objects it fetched are kept for the next unpack. Without a running unpack
+// it does nothing; when another revision is being unpacked it is a conflict.
+//
+// An unpack whose caller stops supplying the object URLs it asked for fails
+// by itself after the daemon's URL wait (unpacker serve --url-wait).
+type CancelUnpackRequest struct {
+	Stream   string `json:"stream"`
+	Revision string `json:"revision"`
 }
 
 // UnpackStatus is the state of an unpack.

@@ -1,0 +1,106 @@
+package server_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/autoami/terraform-provider-autoami/internal/unpacker/client"
+	"github.com/autoami/terraform-provider-autoami/internal/unpacker/wire"
+)
+
+// waitUnpack long-polls the status of an unpack until until(status) holds.
+func waitUnpack(ctx context.Context, t *testing.T, c *client.Client, rev string, what string, until func(wire.UnpackStatus) bool) wire.UnpackStatus {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		st, err := c.UnpackStatus(ctx, wire.UnpackStatusRequest{Stream: testStream, Revision: rev, WaitSeconds: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if until(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("unpack of %s: still not %s after a minute: %+v", rev, what, st)
+		}
+	}
+}
+
+// attachAndAssociate prepares the test stream on a fresh empty volume.
+func attachAndAssociate(ctx context.Context, t *testing.T, c *client.Client) {
+	t.Helper()
+	if _, err := c.AttachDevice(ctx, wire.AttachDeviceRequest{VolumeID: testVolume, SizeBytes: 256 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AssociateStream(ctx, wire.AssociateStreamRequest{Stream: testStream, VolumeID: testVolume, Origin: wire.OriginEmpty}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAbandonedUnpackFailsAndCancelStops: an unpack whose caller never
+// supplies the object URLs it asked for fails after the daemon's URL wait
+// (dirty, the last error says why) instead of holding the stream for ever;
+// cancel-unpack stops a running unpack at once; either way the stream then
+// takes an unpack of any revision.
+func TestAbandonedUnpackFailsAndCancelStops(t *testing.T) {
+	w := newWorld(t)
+	content := newContentServer(t)
+	revA, _ := content.addTree(makeTree(t, "A"))
+	revB, _ := content.addTree(makeTree(t, "B"))
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	p := w.startWith(childConfig{URLWait: "2s"})
+	c := p.client(w)
+	attachAndAssociate(ctx, t, c)
+
+	// Abandoned: asked for URLs, none come.
+	if _, err := c.StartUnpack(ctx, wire.UnpackRequest{Stream: testStream, Revision: revA, ManifestURL: content.manifestURL(revA)}); err != nil {
+		t.Fatal(err)
+	}
+	st := waitUnpack(ctx, t, c, revA, "failed", func(s wire.UnpackStatus) bool { return s.Error != "" || s.Done })
+	if st.Done || !strings.Contains(st.Error, "no object URLs were supplied for 2s") {
+		t.Fatalf("abandoned unpack ended as %+v, want the URL-wait error", st)
+	}
+	if st.Stream.State != wire.StateDirty || !strings.Contains(st.Stream.LastError, "no object URLs") || st.Stream.Revision != "" {
+		t.Fatalf("stream after the abandoned unpack: %+v, want dirty with the reason", st.Stream)
+	}
+	// A caller that comes back unpacks again, to the end.
+	if st, err := c.Unpack(ctx, wire.UnpackRequest{Stream: testStream, Revision: revA, ManifestURL: content.manifestURL(revA)}, content.sign, client.UnpackOptions{}); err != nil || !st.Done {
+		t.Fatalf("unpack after the abandoned one: %+v, %v", st, err)
+	}
+
+	// Cancelled: an unpack of B waiting for URLs is stopped by request.
+	if _, err := c.StartUnpack(ctx, wire.UnpackRequest{Stream: testStream, Revision: revB, ManifestURL: content.manifestURL(revB)}); err != nil {
+		t.Fatal(err)
+	}
+	waitUnpack(ctx, t, c, revB, "asking for URLs", func(s wire.UnpackStatus) bool { return len(s.WantedObjects) > 0 || s.Error != "" })
+	_, err := c.StartUnpack(ctx, wire.UnpackRequest{Stream: testStream, Revision: revA, ManifestURL: content.manifestURL(revA)})
+	if !isCode(err, wire.CodeConflict) || !strings.Contains(err.Error(), "cancel-unpack") {
+		t.Fatalf("unpack of A while B runs: %v, want a conflict that names cancel-unpack", err)
+	}
+	if _, err := c.CancelUnpack(ctx, wire.CancelUnpackRequest{Stream: testStream, Revision: revA}); !isCode(err, wire.CodeConflict) {
+		t.Fatalf("cancel of A while B runs: %v, want conflict", err)
+	}
+	start := time.Now()
+	s, err := c.CancelUnpack(ctx, wire.CancelUnpackRequest{Stream: testStream, Revision: revB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.State != wire.StateDirty || !strings.Contains(s.LastError, "cancelled by request") {
+		t.Fatalf("stream after cancel: %+v, want dirty, cancelled by request", s)
+	}
+	if el := time.Since(start); el > time.Second {
+		t.Errorf("cancel took %s: it must not wait for the URL wait", el)
+	}
+	if s, err := c.CancelUnpack(ctx, wire.CancelUnpackRequest{Stream: testStream, Revision: revB}); err != nil || s.State != wire.StateDirty {
+		t.Fatalf("cancel again: %+v, %v; want a no-op", s, err)
+	}
+	if st, err := c.Unpack(ctx, wire.UnpackRequest{Stream: testStream, Revision: revA, ManifestURL: content.manifestURL(revA)}, content.sign, client.UnpackOptions{}); err != nil || !st.Done {
+		t.Fatalf("unpack after the cancelled one: %+v, %v", st, err)
+	}
+	if err := c.ForgetStream(ctx, wire.ForgetStreamRequest{Stream: testStream}); err != nil {
+		t.Fatal(err)
+	}
+}
