@@ -228,8 +228,12 @@ func (s *stream) runUnpack(ctx context.Context, job *unpackJob) error {
 	opts := patch.Options{
 		AllowDevices:  true, // manifests come from the authenticated provider, root file systems have /dev nodes
 		StatCachePath: cache,
-		Parallel:      s.d.cfg.FetchParallel,
-		Progress:      func(p patch.Progress) { s.onPatchProgress(job, p) },
+		// A fetch that breaks off keeps what it verified (in the staging
+		// directory on the volume, which is dirty anyway): the next unpack
+		// fetches only the rest, as the client promises.
+		KeepStaged: true,
+		Parallel:   s.d.cfg.FetchParallel,
+		Progress:   func(p patch.Progress) { s.onPatchProgress(job, p) },
 		Hook: func(p patch.Point, _ string) error {
 			return s.d.hook("patch:" + string(p))
 		},

@@ -104,3 +104,80 @@ func TestAbandonedUnpackFailsAndCancelStops(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRetryAfterFailedFetchResumes: when a fetch breaks off (an object the
+// store does not have), the objects fetched so far stay staged on the
+// volume, and the next unpack of the revision fetches only the rest.
+func TestRetryAfterFailedFetchResumes(t *testing.T) {
+	w := newWorld(t)
+	content := newContentServer(t)
+	revA, mA := content.addTree(makeTree(t, "A"))
+	objs := objectSet(mA)
+	var broken string
+	for h := range objs {
+		if broken == "" || h < broken {
+			broken = h
+		}
+	}
+	content.failOnce[broken] = len(objs) - 1
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	p := w.start("")
+	c := p.client(w)
+	attachAndAssociate(ctx, t, c)
+
+	// First attempt: every URL supplied, one object missing from the store.
+	req := wire.UnpackRequest{Stream: testStream, Revision: revA, ManifestURL: content.manifestURL(revA)}
+	if _, err := c.StartUnpack(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	var st wire.UnpackStatus
+	for {
+		st = waitUnpack(ctx, t, c, revA, "asking for URLs or ended", func(s wire.UnpackStatus) bool {
+			return len(s.WantedObjects) > 0 || s.Error != "" || s.Done
+		})
+		if st.Error != "" || st.Done {
+			break
+		}
+		urls, _ := content.sign(ctx, st.WantedObjects)
+		if _, err := c.SupplyObjectURLs(ctx, wire.ObjectURLsRequest{Stream: testStream, Revision: revA, URLs: urls}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st.Done || !strings.Contains(st.Error, "404") || st.Stream.State != wire.StateDirty {
+		t.Fatalf("first attempt ended as %+v, want a failed fetch (404) and a dirty stream", st)
+	}
+	fetchedBefore := st.Stream.Progress.ObjectsDone
+	if fetchedBefore == 0 || fetchedBefore >= int64(len(objs)) {
+		t.Fatalf("first attempt fetched %d of %d objects; the test needs some but not all", fetchedBefore, len(objs))
+	}
+	first := content.takeFetches()
+
+	// The retry fetches only what the first attempt did not get.
+	st, err := c.Unpack(ctx, req, content.sign, client.UnpackOptions{})
+	if err != nil || !st.Done {
+		t.Fatalf("retry: %+v, %v", st, err)
+	}
+	again := content.takeFetches()
+	if want := int64(len(objs)) - fetchedBefore; st.MissingObjects != want || int64(len(again)) != want {
+		t.Errorf("retry: %d objects missing, %d fetched; want %d (%d of %d were fetched before)",
+			st.MissingObjects, len(again), want, fetchedBefore, len(objs))
+	}
+	if again[broken] != 1 {
+		t.Errorf("the object that failed was fetched %d times by the retry, want once", again[broken])
+	}
+	for h := range again {
+		if h != broken && first[h] > 0 {
+			t.Errorf("object %s was fetched again although the first attempt fetched it", h)
+		}
+	}
+	if got := imageRevisionMounted(t, w); got != revA {
+		t.Errorf("volume holds %s after the retry, want A %s", got, revA)
+	}
+}
+
+// imageRevisionMounted is the revision of the test stream's mounted volume.
+func imageRevisionMounted(t *testing.T, w *world) string {
+	t.Helper()
+	return digestOf(t, w.stateDir+"/mnt/"+testVolume)
+}

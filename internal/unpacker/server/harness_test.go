@@ -336,6 +336,10 @@ type contentServer struct {
 	// expireFirst makes the first URL signed for these objects already
 	// expired, as if it waited too long.
 	expireFirst map[string]bool
+	// failOnce makes the first fetch of an object fail (404), after as many
+	// other objects as its value were served (or 20 s passed).
+	failOnce map[string]int
+	served   int // object responses sent in full
 }
 
 func newContentServer(t testing.TB) *contentServer {
@@ -344,7 +348,7 @@ func newContentServer(t testing.TB) *contentServer {
 		t.Fatal(err)
 	}
 	c := &contentServer{t: t, store: store, key: []byte("test signing key"), manifests: map[string][]byte{},
-		fetches: map[string]int{}, signed: map[string]int{}, expireFirst: map[string]bool{}}
+		fetches: map[string]int{}, signed: map[string]int{}, expireFirst: map[string]bool{}, failOnce: map[string]int{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /manifests/{rev}", func(w http.ResponseWriter, r *http.Request) {
 		c.mu.Lock()
@@ -372,6 +376,22 @@ func newContentServer(t testing.TB) *contentServer {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
+		c.mu.Lock()
+		after, fail := c.failOnce[h]
+		delete(c.failOnce, h)
+		c.mu.Unlock()
+		if fail {
+			for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+				c.mu.Lock()
+				n := c.served
+				c.mu.Unlock()
+				if n >= after {
+					break
+				}
+			}
+			http.Error(w, "NoSuchKey (injected)", http.StatusNotFound)
+			return
+		}
 		f, err := c.store.Open(r.Context(), d)
 		if err != nil {
 			http.NotFound(w, r)
@@ -381,7 +401,11 @@ func newContentServer(t testing.TB) *contentServer {
 		c.mu.Lock()
 		c.fetches[h]++
 		c.mu.Unlock()
-		io.Copy(w, f)
+		if _, err := io.Copy(w, f); err == nil {
+			c.mu.Lock()
+			c.served++
+			c.mu.Unlock()
+		}
 	})
 	c.srv = httptest.NewServer(mux)
 	t.Cleanup(c.srv.Close)
