@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/autoami/terraform-provider-autoami/internal/unpacker/devices"
+	"github.com/autoami/terraform-provider-autoami/internal/unpacker/manifest"
 	"github.com/autoami/terraform-provider-autoami/internal/unpacker/volume"
 	"github.com/autoami/terraform-provider-autoami/internal/unpacker/wire"
 )
@@ -80,6 +81,8 @@ type Volumes interface {
 	Create(ctx context.Context, disk string, opts volume.CreateOptions) (*volume.Layout, error)
 	Find(ctx context.Context, disk string, opts volume.FindOptions) (*volume.Layout, error)
 	MakeBootable(ctx context.Context, layout *volume.Layout, rootDir string, opts volume.BootOptions) (*volume.BootReport, error)
+	// CheckBootable says what a revision lacks to be made bootable.
+	CheckBootable(m *manifest.Manifest) error
 }
 
 // Daemon is the unpacker's core. Its methods are safe for concurrent use;

@@ -172,6 +172,13 @@ func (s *stream) runUnpack(ctx context.Context, job *unpackJob) error {
 	if m.Kind != manifest.KindTree {
 		return wire.Errorf(wire.CodeBadRequest, "revision %s is a raw image manifest: the daemon patches file trees only", job.revision)
 	}
+	if s.origin == wire.OriginEmpty {
+		// The daemon makes such volumes bootable after patching: find out now
+		// whether it can, before the volume is marked dirty.
+		if err := s.d.volumes.CheckBootable(m); err != nil {
+			return wire.Errorf(wire.CodeBadRequest, "revision %s cannot be made bootable (stream %q has a volume of origin %q): %v", job.revision, s.name, wire.OriginEmpty, err)
+		}
+	}
 	if err := s.d.hook(HookManifest); err != nil {
 		return err
 	}

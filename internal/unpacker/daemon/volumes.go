@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 
+	"github.com/autoami/terraform-provider-autoami/internal/unpacker/manifest"
 	"github.com/autoami/terraform-provider-autoami/internal/unpacker/volume"
 )
 
@@ -16,6 +17,8 @@ func (volumePackage) Create(ctx context.Context, disk string, opts volume.Create
 func (volumePackage) Find(ctx context.Context, disk string, opts volume.FindOptions) (*volume.Layout, error) {
 	return volume.Find(ctx, disk, opts)
 }
+
+func (volumePackage) CheckBootable(m *manifest.Manifest) error { return volume.CheckBootable(m) }
 
 func (volumePackage) MakeBootable(ctx context.Context, layout *volume.Layout, rootDir string, opts volume.BootOptions) (*volume.BootReport, error) {
 	return volume.MakeBootable(ctx, layout, rootDir, opts)

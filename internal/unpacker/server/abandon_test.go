@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -180,4 +182,46 @@ func TestRetryAfterFailedFetchResumes(t *testing.T) {
 func imageRevisionMounted(t *testing.T, w *world) string {
 	t.Helper()
 	return digestOf(t, w.stateDir+"/mnt/"+testVolume)
+}
+
+// TestUnbootableRevisionRefusedBeforeChange: on a from-scratch volume (made
+// bootable after every unpack) a revision without a kernel is refused
+// before anything changes, naming what is missing; the stream stays clean
+// at its revision instead of being left dirty.
+func TestUnbootableRevisionRefusedBeforeChange(t *testing.T) {
+	w := newWorld(t)
+	content := newContentServer(t)
+	revA, _ := content.addTree(makeTree(t, "A"))
+	noKernel := makeTree(t, "B")
+	for _, p := range []string{"boot/vmlinuz-6.1.0-99-amd64", "vmlinuz"} {
+		if err := os.Remove(filepath.Join(noKernel, p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	revB, _ := content.addTree(noKernel)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	p := w.start("")
+	c := p.client(w)
+	attachAndAssociate(ctx, t, c)
+	if st, err := c.Unpack(ctx, wire.UnpackRequest{Stream: testStream, Revision: revA, ManifestURL: content.manifestURL(revA)}, content.sign, client.UnpackOptions{}); err != nil || !st.Done {
+		t.Fatalf("unpack A: %+v, %v", st, err)
+	}
+	content.takeFetches()
+	if _, err := c.StartUnpack(ctx, wire.UnpackRequest{Stream: testStream, Revision: revB, ManifestURL: content.manifestURL(revB)}); err != nil {
+		t.Fatal(err)
+	}
+	st := waitUnpack(ctx, t, c, revB, "ended", func(s wire.UnpackStatus) bool { return s.Error != "" || s.Done })
+	if st.Done || !strings.Contains(st.Error, "cannot be made bootable") || !strings.Contains(st.Error, "vmlinuz") {
+		t.Fatalf("unpack of a revision without a kernel: %+v, want an error naming the missing kernel", st)
+	}
+	if st.Stream.State != wire.StateClean || st.Stream.Revision != revA {
+		t.Fatalf("stream after the refused unpack: %s at %q, want still clean at A", st.Stream.State, st.Stream.Revision)
+	}
+	if f := content.takeFetches(); len(f) != 0 {
+		t.Errorf("fetched %d objects for a revision that was refused", len(f))
+	}
+	if got := imageRevisionMounted(t, w); got != revA {
+		t.Errorf("volume holds %s, want A untouched", got)
+	}
 }

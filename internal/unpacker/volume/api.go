@@ -24,6 +24,8 @@ package volume
 import (
 	"context"
 	"log/slog"
+
+	"github.com/autoami/terraform-provider-autoami/internal/unpacker/manifest"
 )
 
 // DefaultRootLabel is the ext4 label of a from-scratch root filesystem; the
@@ -162,6 +164,14 @@ type BootOptions struct {
 	// Logger receives what was chosen and written; nil means slog.Default().
 	Logger *slog.Logger
 }
+
+// CheckBootable reports, naming what is missing, whether a revision (a tree
+// manifest) holds what MakeBootable needs of a root: a kernel
+// (boot/vmlinuz-VERSION, a regular file; boot may be a relative symlink
+// inside the root) and, when present, a valid etc/kernel/cmdline. The
+// daemon calls it before it changes a volume, so a revision that cannot be
+// made bootable never leaves a stream dirty.
+func CheckBootable(m *manifest.Manifest) error { return checkBootable(m) }
 
 // BootEntry is one GRUB menu entry MakeBootable generated.
 type BootEntry struct {
