@@ -15,7 +15,9 @@ func tree(entries ...manifest.Entry) *manifest.Manifest {
 	return m
 }
 
-func dir(p string) manifest.Entry { return manifest.Entry{Path: p, Type: manifest.TypeDirectory, Mode: 0o755} }
+func dir(p string) manifest.Entry {
+	return manifest.Entry{Path: p, Type: manifest.TypeDirectory, Mode: 0o755}
+}
 func file(p string, size int64) manifest.Entry {
 	return manifest.Entry{Path: p, Type: manifest.TypeRegular, Mode: 0o644, Size: size, Digest: objects.Sum([]byte(p))}
 }
