@@ -188,9 +188,30 @@ type DirOptions struct {
 // FromDirectory builds the manifest of the tree at root. It never follows a
 // symlink and never crosses into another mount: an entry on another mount
 // than root (a mount point inside the tree, bind mounts included) is an
-// error naming it. Sockets are skipped (as tar does), with a warning.
+// error naming it. Sockets (as tar does) and entries of types the manifest
+// has no name for are skipped, with a warning.
 func FromDirectory(ctx context.Context, root string, opts DirOptions) (*Manifest, error) {
 	return fromDirectory(ctx, root, opts)
+}
+
+// Scan is FromDirectory's manifest plus what it saw of the tree that a
+// manifest does not carry; the patch engine needs both to leave nothing of
+// an older revision behind.
+type Scan struct {
+	Manifest *Manifest
+	// Other lists the paths of the entries skipped because the manifest
+	// cannot describe them (sockets, unknown types), in canonical order.
+	Other []string
+	// Flagged lists the paths of entries (of Manifest or Other) whose inode
+	// carries the immutable or append-only flag (chattr +i, +a), which make
+	// the entry refuse changes; in canonical order. Manifests carry no
+	// inode flags.
+	Flagged []string
+}
+
+// ScanDirectory is FromDirectory returning the whole Scan.
+func ScanDirectory(ctx context.Context, root string, opts DirOptions) (*Scan, error) {
+	return scanDirectory(ctx, root, opts)
 }
 
 // TarOptions configure FromTar.

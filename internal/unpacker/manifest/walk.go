@@ -34,10 +34,12 @@ type scanner struct {
 	entries []Entry
 	stats   []fileStat // parallel to entries (regular files only are used)
 	// inodes maps a multiply-linked inode to the index of its first entry.
-	inodes  map[inodeKey]int
-	toHash  []int // indexes of entries to hash
-	hits    int
-	sockets int
+	inodes map[inodeKey]int
+	toHash []int // indexes of entries to hash
+	hits   int
+	// other and flagged are the Scan's Other and Flagged, in walk order.
+	other   []string
+	flagged []string
 }
 
 type inodeKey struct{ dev, ino uint64 }
@@ -55,6 +57,14 @@ func statOf(st *unix.Stat_t) fileStat {
 }
 
 func fromDirectory(ctx context.Context, root string, opts DirOptions) (*Manifest, error) {
+	sc, err := scanDirectory(ctx, root, opts)
+	if err != nil {
+		return nil, err
+	}
+	return sc.Manifest, nil
+}
+
+func scanDirectory(ctx context.Context, root string, opts DirOptions) (*Scan, error) {
 	start := time.Now()
 	log := opts.Logger
 	if log == nil {
@@ -102,10 +112,12 @@ func fromDirectory(ctx context.Context, root string, opts DirOptions) (*Manifest
 	}
 	log.Debug("scanned directory", "root", root, "entries", len(m.Entries), "cache_hits", s.hits,
 		"hashed_files", len(s.toHash), "hashed_bytes", hashed, "walk", walked, "total", time.Since(start))
-	if s.sockets > 0 {
-		log.Warn("skipped sockets while scanning", "root", root, "count", s.sockets)
+	if len(s.other) > 0 {
+		log.Warn("skipped sockets and entries of unknown type while scanning", "root", root, "count", len(s.other), "first", s.other[0])
 	}
-	return m, nil
+	slices.SortFunc(s.other, comparePaths)
+	slices.SortFunc(s.flagged, comparePaths)
+	return &Scan{Manifest: m, Other: s.other, Flagged: s.flagged}, nil
 }
 
 func (s *scanner) addRoot() error {
@@ -114,6 +126,9 @@ func (s *scanner) addRoot() error {
 		return fmt.Errorf("scan %s: stat root: %w", s.root, err)
 	}
 	s.rootSt = st
+	if st.attrs&flaggedAttrs != 0 {
+		s.flagged = append(s.flagged, RootPath)
+	}
 	xs, err := fdXattrs(s.rootfd)
 	if err != nil {
 		return fmt.Errorf("scan %s: root directory: %w", s.root, err)
@@ -190,6 +205,9 @@ func (s *scanner) addEntry(dirfd int, name, p string) (bool, error) {
 	if err := s.sameMount(&st); err != nil {
 		return false, err
 	}
+	if st.attrs&flaggedAttrs != 0 {
+		s.flagged = append(s.flagged, p)
+	}
 	idx := len(s.entries)
 	if st.kind() != unix.S_IFDIR && st.nlink > 1 {
 		key := inodeKey{st.dev, st.ino}
@@ -244,15 +262,15 @@ func (s *scanner) addEntry(dirfd int, name, p string) (bool, error) {
 		e.DevMajor, e.DevMinor = unix.Major(st.rdev), unix.Minor(st.rdev)
 	case unix.S_IFIFO:
 		e.Type = TypeFIFO
-	case unix.S_IFSOCK:
-		s.sockets++
-		s.log.Debug("skipping socket", "path", p)
+	default:
+		// Sockets (as tar does) and types the manifest has no name for are
+		// not content; the caller learns of them (Scan.Other).
+		s.other = append(s.other, p)
+		s.log.Debug("skipping entry the manifest cannot describe", "path", p, "type", fmt.Sprintf("%#o", st.kind()))
 		if key := (inodeKey{st.dev, st.ino}); s.inodes[key] == idx {
 			delete(s.inodes, key) // no entry at idx after all
 		}
 		return false, nil
-	default:
-		return false, fmt.Errorf("unknown file type %#o", st.kind())
 	}
 	if hit {
 		e.Xattrs = cached.Xattrs

@@ -14,7 +14,8 @@
 // (StagingDir, verified on arrival), creates files under a temporary name and
 // renames them into place, makes links, symlinks, device nodes and fifos,
 // deletes everything the manifest does not name ("no debris"; a root-level
-// lost+found directory the manifest does not mention is kept), sets ownership,
+// lost+found directory the manifest does not mention is kept; sockets and
+// entries of unknown type, which no manifest names, are deleted too), sets ownership,
 // mode, xattrs and mtimes, directory mtimes last, removes the staging
 // directory and syncs the file system (syncfs) before returning. Entries whose
 // content and metadata already match are not touched, so their blocks do not
@@ -26,6 +27,12 @@
 // symlink is ever followed, inside or out of the root. The scan refuses a
 // root that has a mount point inside it (an error naming it), and no open
 // crosses one, so nothing outside the root's own mount is ever changed.
+//
+// Manifests carry no inode flags: Apply first clears the immutable and
+// append-only flags (chattr -i -a) of every entry of the root that has one
+// (regular files, directories and fifos; on another type such a flag is an
+// error naming it), since the engine could not otherwise replace, delete or
+// update it, and the exact revision has none.
 //
 // An interrupted Apply leaves a root that a later Apply (of the same or any
 // manifest) brings to exactly its manifest; objects already staged are reused.

@@ -37,6 +37,11 @@ func (p *plan) apply(ctx context.Context, src objects.Source) (res Result, err e
 	}()
 	defer func() { res.Duration = time.Since(p.start) }()
 	root := p.t.root
+	// First, as nothing below could change a flagged entry (or its
+	// directory); the exact revision has no inode flags anyway.
+	if err := p.clearFlags(); err != nil {
+		return res, err
+	}
 
 	touched := map[string]bool{} // directories whose entries changed
 	needStaging := len(p.stashes) > 0 || len(p.missing) > 0 || p.leftovers > 0
@@ -75,9 +80,12 @@ func (p *plan) apply(ctx context.Context, src objects.Source) (res Result, err e
 			totalBytes += p.want.Entries[i].Size
 		}
 	}
-	p.prog.phase(PhaseUpdating, len(p.deletes)+len(p.want.Entries)+len(p.metas), totalBytes)
+	p.prog.phase(PhaseUpdating, len(p.other)+len(p.deletes)+len(p.want.Entries)+len(p.metas), totalBytes)
 
 	treeChanged = true
+	if err := p.deleteOther(touched); err != nil {
+		return res, err
+	}
 	if err := p.deleteAll(ctx, touched, &res); err != nil {
 		return res, err
 	}
@@ -119,7 +127,7 @@ func (p *plan) apply(ctx context.Context, src objects.Source) (res Result, err e
 			res.Created++
 		}
 	}
-	res.Deleted = len(p.deletes)
+	res.Deleted = len(p.other) + len(p.deletes)
 	res.BytesWritten += p.stage.written.Load()
 	p.prog.phase(PhaseDone, 0, 0)
 	p.log.Info("patched", "root", root, "created", res.Created, "updated", res.Updated,

@@ -67,11 +67,15 @@ type plan struct {
 	start time.Time
 
 	want, cur *manifest.Manifest
-	acts      []action // parallel to want.Entries
-	metas     []metaOp
-	deletes   []int // indexes into cur.Entries, children before parents
-	stashes   []stashOp
-	missing   []objects.Want
+	// other and flagged are the scan's Other and Flagged: entries to
+	// delete that the manifest cannot describe, and entries whose inode
+	// flags must be cleared.
+	other, flagged []string
+	acts           []action // parallel to want.Entries
+	metas          []metaOp
+	deletes        []int // indexes into cur.Entries, children before parents
+	stashes        []stashOp
+	missing        []objects.Want
 	// stagedUses counts the new inodes that take each staged object; the last
 	// one takes the object itself by rename, the others copy it.
 	stagedUses map[objects.Digest]int
@@ -159,7 +163,7 @@ func (p *plan) scan(ctx context.Context) error {
 			exclude = append(exclude, lostFound)
 		}
 	}
-	cur, err := manifest.FromDirectory(ctx, p.t.root, manifest.DirOptions{
+	sc, err := manifest.ScanDirectory(ctx, p.t.root, manifest.DirOptions{
 		StatCachePath: p.opts.StatCachePath,
 		Exclude:       exclude,
 		Workers:       p.opts.Parallel,
@@ -168,7 +172,7 @@ func (p *plan) scan(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	p.cur = cur
+	p.cur, p.other, p.flagged = sc.Manifest, sc.Other, sc.Flagged
 	n, err := p.stage.loadLeftovers(ctx)
 	p.leftovers = n
 	return err
