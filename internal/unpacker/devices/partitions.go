@@ -2,6 +2,7 @@ package devices
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -63,12 +64,12 @@ func ensurePartitionNodes(ctx context.Context, device, sysDir string) ([]string,
 	return paths, nil
 }
 
-// ensureNode creates a missing block device node from the numbers in sysfs:
-// devtmpfs normally does it, but not on every system without udev.
+// ensureNode makes sure path is the block device whose numbers sysfs gives
+// (sysDev), creating a missing node: devtmpfs normally does it, but not on
+// every system without udev. An existing node with other numbers, or not a
+// block device, is an error: the daemon would otherwise format or patch
+// whatever device it names.
 func ensureNode(path, sysDev string) error {
-	if _, err := os.Stat(path); err == nil {
-		return nil
-	}
 	b, err := os.ReadFile(sysDev)
 	if err != nil {
 		return fmt.Errorf("partition %s has no device numbers: %w", path, err)
@@ -77,10 +78,25 @@ func ensureNode(path, sysDev string) error {
 	if _, err := fmt.Sscanf(strings.TrimSpace(string(b)), "%d:%d", &major, &minor); err != nil {
 		return fmt.Errorf("parse device numbers %q of %s: %w", b, path, err)
 	}
-	if err := unix.Mknod(path, unix.S_IFBLK|0o660, int(unix.Mkdev(major, minor))); err != nil && !os.IsExist(err) {
-		return fmt.Errorf("create device node %s: %w", path, err)
+	want := unix.Mkdev(major, minor)
+	for range 2 {
+		var st unix.Stat_t
+		err := unix.Stat(path, &st)
+		if err == nil {
+			if st.Mode&unix.S_IFMT != unix.S_IFBLK || st.Rdev != want {
+				return fmt.Errorf("%s is not block device %d:%d (the kernel's partition in %s): refusing to use it", path, major, minor, sysDev)
+			}
+			return nil
+		}
+		if !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("stat %s: %w", path, err)
+		}
+		if err := unix.Mknod(path, unix.S_IFBLK|0o660, int(want)); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("create device node %s: %w", path, err)
+		}
+		// Created (or someone else did meanwhile): check it.
 	}
-	return nil
+	return fmt.Errorf("device node %s keeps disappearing", path)
 }
 
 func sizeOf(path string) (int64, error) {
