@@ -29,7 +29,9 @@ type Config struct {
 	// RetryWaitMax bounds the backoff between them (0: 10s).
 	RetryMax     int
 	RetryWaitMax time.Duration
-	// Timeout bounds one request, long polls excepted (0: 2 minutes).
+	// Timeout bounds one request, retries included (0: 2 minutes). Calls in
+	// which the daemon may wait (attach-device, unpack-status long polls,
+	// cancel-unpack) get the daemon's wait bound on top.
 	Timeout time.Duration
 	// Logger receives retries; nil discards them.
 	Logger *slog.Logger
@@ -62,7 +64,7 @@ func (c *Client) Status(ctx context.Context) (wire.Status, error) { return c.imp
 // AttachDevice waits for the device of an attached volume (see wire.AttachDeviceRequest).
 func (c *Client) AttachDevice(ctx context.Context, req wire.AttachDeviceRequest) (wire.Device, error) {
 	var out wire.Device
-	return out, c.impl.call(ctx, wire.PathAttachDevice, req, &out)
+	return out, c.impl.callWaiting(ctx, wire.PathAttachDevice, req, &out, attachWait(req))
 }
 
 // DetachDevice makes the daemon let go of a volume no stream uses.
@@ -98,7 +100,7 @@ func (c *Client) SupplyObjectURLs(ctx context.Context, req wire.ObjectURLsReques
 // stream, then dirty; without a running unpack it does nothing.
 func (c *Client) CancelUnpack(ctx context.Context, req wire.CancelUnpackRequest) (wire.Stream, error) {
 	var out wire.Stream
-	return out, c.impl.call(ctx, wire.PathCancelUnpack, req, &out)
+	return out, c.impl.callWaiting(ctx, wire.PathCancelUnpack, req, &out, wire.MaxCancelWaitSeconds*time.Second)
 }
 
 // URLSigner returns URLs (typically presigned S3 GETs) for content objects

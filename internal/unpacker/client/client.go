@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -88,17 +87,18 @@ func baseURL(address string) (string, error) {
 
 // pinnedTLSConfig trusts only the certificate with fingerprint pin: the
 // daemon's certificate is self-signed, so the usual chain and host name
-// checks are replaced by the pin.
+// checks are replaced by the pin. The pin is checked in VerifyConnection,
+// which (unlike VerifyPeerCertificate) also runs on resumed sessions.
 func pinnedTLSConfig(pin string, cert tls.Certificate) *tls.Config {
 	return &tls.Config{
 		MinVersion:         tls.VersionTLS12,
 		Certificates:       []tls.Certificate{cert},
-		InsecureSkipVerify: true, // verified by VerifyPeerCertificate below
-		VerifyPeerCertificate: func(rawCerts [][]byte, _ [][]*x509.Certificate) error {
-			if len(rawCerts) == 0 {
+		InsecureSkipVerify: true, // verified by VerifyConnection below
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
 				return &PinError{Want: pin, Got: "(none)"}
 			}
-			if got := wire.Fingerprint(rawCerts[0]); got != pin {
+			if got := wire.Fingerprint(cs.PeerCertificates[0].Raw); got != pin {
 				return &PinError{Want: pin, Got: got}
 			}
 			return nil
@@ -119,6 +119,21 @@ func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, erro
 // call POSTs in as JSON to path and decodes the answer into out.
 func (c *client) call(ctx context.Context, path string, in, out any) error {
 	return c.do(ctx, http.MethodPost, path, in, out, c.timeout)
+}
+
+// callWaiting is call for a request the daemon may spend up to wait on.
+func (c *client) callWaiting(ctx context.Context, path string, in, out any, wait time.Duration) error {
+	return c.do(ctx, http.MethodPost, path, in, out, c.timeout+wait)
+}
+
+// attachWait is how long the daemon may wait for the device of req: the
+// same defaults and bound as the daemon applies.
+func attachWait(req wire.AttachDeviceRequest) time.Duration {
+	secs := float64(wire.DefaultAttachWaitSeconds)
+	if req.WaitSeconds > 0 {
+		secs = min(req.WaitSeconds, wire.MaxAttachWaitSeconds)
+	}
+	return time.Duration(secs * float64(time.Second))
 }
 
 func (c *client) do(ctx context.Context, method, path string, in, out any, timeout time.Duration) error {
@@ -191,9 +206,10 @@ func (c *client) metrics(ctx context.Context) (string, error) {
 
 func (c *client) unpackStatus(ctx context.Context, req wire.UnpackStatusRequest) (wire.UnpackStatus, error) {
 	var out wire.UnpackStatus
-	// A long poll may take WaitSeconds on top of the usual time.
-	timeout := c.timeout + time.Duration(req.WaitSeconds*float64(time.Second))
-	return out, c.do(ctx, http.MethodPost, wire.PathUnpackStatus, req, &out, timeout)
+	// A long poll may take WaitSeconds (as far as the daemon allows) on top
+	// of the usual time.
+	wait := time.Duration(min(req.WaitSeconds, wire.MaxStatusWaitSeconds) * float64(time.Second))
+	return out, c.callWaiting(ctx, wire.PathUnpackStatus, req, &out, max(wait, 0))
 }
 
 func peerFingerprint(ctx context.Context, address string, cert tls.Certificate) (string, error) {

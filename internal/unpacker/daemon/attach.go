@@ -10,8 +10,8 @@ import (
 )
 
 const (
-	defaultAttachWait = 60 * time.Second
-	maxAttachWait     = 10 * time.Minute
+	defaultAttachWait = wire.DefaultAttachWaitSeconds * time.Second
+	maxAttachWait     = wire.MaxAttachWaitSeconds * time.Second
 )
 
 func (d *daemon) attachDevice(ctx context.Context, req wire.AttachDeviceRequest) (wire.Device, error) {

@@ -384,7 +384,7 @@ func (s *stream) cancelJob(cause error) {
 
 // maxCancelWait bounds how long a cancel request waits for the unpack to
 // stop (it stops at its next check: between files, objects or phases).
-const maxCancelWait = time.Minute
+const maxCancelWait = wire.MaxCancelWaitSeconds * time.Second
 
 // cancelUnpack stops the running unpack of req.Revision, if any, and waits
 // (a while) for it to end. The stream is then dirty, with the cancellation
@@ -463,7 +463,7 @@ func (d *daemon) unpackStatus(ctx context.Context, req wire.UnpackStatusRequest)
 	if err := validRevision("revision", req.Revision); err != nil {
 		return wire.UnpackStatus{}, err
 	}
-	wait := min(time.Duration(req.WaitSeconds*float64(time.Second)), 60*time.Second)
+	wait := min(time.Duration(req.WaitSeconds*float64(time.Second)), wire.MaxStatusWaitSeconds*time.Second)
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	first := s.unpackStatus(req.Revision)

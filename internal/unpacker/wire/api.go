@@ -204,9 +204,25 @@ type AttachDeviceRequest struct {
 	DeviceName string `json:"device_name,omitempty"`
 	// SizeBytes is the size of a new sparse file in local mode; ignored otherwise.
 	SizeBytes int64 `json:"size_bytes,omitempty"`
-	// WaitSeconds bounds the wait for the device to appear (default 60).
+	// WaitSeconds bounds the wait for the device to appear (default
+	// DefaultAttachWaitSeconds, at most MaxAttachWaitSeconds).
 	WaitSeconds float64 `json:"wait_seconds,omitempty"`
 }
+
+// Bounds of the waits the daemon does inside one request; the client adds
+// them to its per-request timeout so that it never gives up on an answer the
+// daemon is still allowed to be working on.
+const (
+	// DefaultAttachWaitSeconds is AttachDeviceRequest.WaitSeconds when unset.
+	DefaultAttachWaitSeconds = 60
+	// MaxAttachWaitSeconds caps AttachDeviceRequest.WaitSeconds.
+	MaxAttachWaitSeconds = 600
+	// MaxStatusWaitSeconds caps UnpackStatusRequest.WaitSeconds.
+	MaxStatusWaitSeconds = 60
+	// MaxCancelWaitSeconds is how long cancel-unpack waits for the unpack
+	// to stop.
+	MaxCancelWaitSeconds = 60
+)
 
 // DetachDeviceRequest makes the daemon forget a device that no stream uses
 // (in local mode it also detaches the loop device). The caller detaches the
@@ -241,8 +257,8 @@ type UnpackRequest struct {
 }
 
 // UnpackStatusRequest reads the status of a stream's unpack, waiting up to
-// WaitSeconds (long poll) until the daemon wants object URLs, the unpack ends,
-// or its phase changes.
+// WaitSeconds (long poll, at most MaxStatusWaitSeconds) until the daemon
+// wants object URLs, the unpack ends, or its phase changes.
 type UnpackStatusRequest struct {
 	Stream      string  `json:"stream"`
 	Revision    string  `json:"revision"`
