@@ -69,12 +69,18 @@ func unescapeMountPath(s string) string {
 const rootMountFlags = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_NOATIME
 
 // rootMountData returns the file-system specific mount options of a volume's
-// root: XFS refuses to mount a second file system with the UUID of a mounted
+// root. XFS refuses to mount a second file system with the UUID of a mounted
 // one (a volume made from the snapshot of the AMI this instance booted from)
-// unless told nouuid.
+// unless told nouuid. ext4's auto_da_alloc starts writeback at every rename
+// over an existing file (for programs that never fsync); the engine renames
+// hundreds of files into place and makes them durable with one syncfs, and a
+// crash before that leaves the stream dirty and re-verified.
 func rootMountData(fstype string) string {
-	if fstype == "xfs" {
+	switch fstype {
+	case "xfs":
 		return "nouuid"
+	case "ext4", "ext3":
+		return "noauto_da_alloc"
 	}
 	return ""
 }

@@ -67,8 +67,8 @@ func mountFor(t *testing.T, dev, fstype string) string {
 	return dir
 }
 
-// mountInfo returns the per-mount options and the optional (propagation)
-// fields of the mount at dir.
+// mountInfo returns the per-mount options (with the super block's options
+// appended) and the optional (propagation) fields of the mount at dir.
 func mountInfo(t *testing.T, dir string) (opts, optional []string) {
 	t.Helper()
 	b, err := os.ReadFile("/proc/self/mountinfo")
@@ -80,10 +80,15 @@ func mountInfo(t *testing.T, dir string) (opts, optional []string) {
 		if len(f) < 7 || unescapeMountPath(f[4]) != dir {
 			continue
 		}
-		for i := 6; i < len(f) && f[i] != "-"; i++ {
+		i := 6
+		for ; i < len(f) && f[i] != "-"; i++ {
 			optional = append(optional, f[i])
 		}
-		return strings.Split(f[5], ","), optional
+		opts = strings.Split(f[5], ",")
+		if i+3 < len(f) {
+			opts = append(opts, strings.Split(f[i+3], ",")...)
+		}
+		return opts, optional
 	}
 	t.Fatalf("%s is not in the mount table", dir)
 	return nil, nil
@@ -96,7 +101,7 @@ func TestMountRootFlags(t *testing.T) {
 	_, dev := loopImage(t, "", "mkfs.ext4", "-q", "-F")
 	dir := mountFor(t, dev, "ext4")
 	opts, optional := mountInfo(t, dir)
-	for _, want := range []string{"nosuid", "nodev", "noexec", "noatime"} {
+	for _, want := range []string{"nosuid", "nodev", "noexec", "noatime", "noauto_da_alloc"} {
 		if !strings.Contains(","+strings.Join(opts, ",")+",", ","+want+",") {
 			t.Errorf("volume mounted with %v, want %s", opts, want)
 		}

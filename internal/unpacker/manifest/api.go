@@ -176,6 +176,9 @@ type DirOptions struct {
 	// mtime, ctime and digest; a file whose stat matches is not read again.
 	// The file is created or replaced atomically. Empty disables the cache.
 	StatCachePath string
+	// KeepStatCache reads the stat cache but leaves the file as it was (for
+	// a caller that records it itself afterwards, as the patch engine does).
+	KeepStatCache bool
 	// Exclude lists root-level names to leave out of the manifest (e.g. the
 	// patch engine's staging directory).
 	Exclude []string

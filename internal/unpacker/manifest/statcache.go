@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -127,13 +128,44 @@ func (s *scanner) freshCache(start time.Time) *statCache {
 
 // writeStatCache records the current stat of every entry of m under root
 // with m's digest, symlink target and xattrs, for a caller that has just
-// made root equal to m.
+// made root equal to m. Entries are stat'ed relative to their directory
+// (one statx each), never across a mount.
 func writeStatCache(root string, m *Manifest, path string) error {
 	rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("record stat cache of %s: %w", root, err)
 	}
 	defer unix.Close(rootfd)
+	rootSt, err := statxAt(rootfd, "", unix.AT_EMPTY_PATH)
+	if err != nil {
+		return fmt.Errorf("record stat cache of %s: %w", root, err)
+	}
+	dirs := map[string]int{}
+	defer func() {
+		for _, fd := range dirs {
+			unix.Close(fd)
+		}
+	}()
+	dirFD := func(dir string) (int, error) {
+		if dir == "" {
+			return rootfd, nil
+		}
+		if fd, ok := dirs[dir]; ok {
+			return fd, nil
+		}
+		if len(dirs) >= 256 {
+			for p, fd := range dirs {
+				unix.Close(fd)
+				delete(dirs, p)
+			}
+		}
+		fd, err := openBeneath(rootfd, dir, unix.O_PATH|unix.O_DIRECTORY)
+		if err != nil {
+			return -1, err
+		}
+		dirs[dir] = fd
+		return fd, nil
+	}
 	c := &statCache{Version: statCacheVersion, Files: make(map[string]cachedFile, len(m.Entries))}
 	for i := 1; i < len(m.Entries); i++ {
 		e := &m.Entries[i]
@@ -147,20 +179,25 @@ func writeStatCache(root string, m *Manifest, path string) error {
 			}
 			data = &m.Entries[t]
 		}
-		fd, err := openBeneath(rootfd, e.Path, unix.O_PATH)
-		if err != nil {
-			return fmt.Errorf("record stat cache of %s: open %s: %w", root, e.Path, err)
+		dir, name := "", e.Path
+		if j := strings.LastIndexByte(e.Path, '/'); j >= 0 {
+			dir, name = e.Path[:j], e.Path[j+1:]
 		}
-		var st unix.Stat_t
-		err = unix.Fstat(fd, &st)
-		unix.Close(fd)
+		fd, err := dirFD(dir)
+		if err != nil {
+			return fmt.Errorf("record stat cache of %s: open %s: %w", root, dir, err)
+		}
+		st, err := statxAt(fd, name, 0)
 		if err != nil {
 			return fmt.Errorf("record stat cache of %s: stat %s: %w", root, e.Path, err)
 		}
-		if data.Type == TypeRegular && (st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != data.Size) {
+		if st.dev != rootSt.dev || (st.mntID != 0 && rootSt.mntID != 0 && st.mntID != rootSt.mntID) {
+			return fmt.Errorf("record stat cache of %s: %s: %w", root, e.Path, errOtherMount)
+		}
+		if data.Type == TypeRegular && (st.kind() != unix.S_IFREG || st.size != data.Size) {
 			return fmt.Errorf("record stat cache of %s: %s is not the regular file of %d bytes the manifest says", root, e.Path, data.Size)
 		}
-		c.Files[e.Path] = cachedFile{Stat: statOf(&st), Digest: data.Digest, Link: data.Link, Xattrs: data.Xattrs}
+		c.Files[e.Path] = cachedFile{Stat: statOfEntry(&st), Digest: data.Digest, Link: data.Link, Xattrs: data.Xattrs}
 	}
 	return c.save(path)
 }

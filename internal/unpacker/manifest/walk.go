@@ -20,8 +20,9 @@ import (
 )
 
 // scanner walks a tree through directory descriptors (never following a
-// symlink), collecting entries; regular files missing from the stat cache
-// are hashed afterwards by a pool of workers.
+// symlink, never leaving the root's mount), several directories at a time,
+// collecting entries; regular files missing from the stat cache are hashed
+// afterwards by a pool of workers.
 type scanner struct {
 	ctx     context.Context
 	root    string
@@ -31,15 +32,30 @@ type scanner struct {
 	log     *slog.Logger
 	exclude map[string]bool
 	cache   *statCache
+	// entries and stats are parallel, in canonical order once the walk is
+	// done (stats is used for regular files and symlinks only).
 	entries []Entry
-	stats   []fileStat // parallel to entries (regular files only are used)
-	// inodes maps a multiply-linked inode to the index of its first entry.
-	inodes map[inodeKey]int
-	toHash []int // indexes of entries to hash
-	hits   int
-	// other and flagged are the Scan's Other and Flagged, in walk order.
+	stats   []fileStat
+	toHash  []int // indexes of entries to hash
+	hits    atomic.Int64
+
+	mu sync.Mutex // guards found, other and flagged during the walk
+	// found collects what the walkers saw, in no particular order.
+	found []found
+	// other and flagged are the Scan's Other and Flagged.
 	other   []string
 	flagged []string
+}
+
+// found is one entry as a walker saw it, before hard links are resolved.
+type found struct {
+	e  Entry
+	st fileStat
+	// key identifies the inode of a non-directory with several names.
+	key   inodeKey
+	multi bool
+	// hash: a regular file the stat cache did not know.
+	hash bool
 }
 
 type inodeKey struct{ dev, ino uint64 }
@@ -75,8 +91,7 @@ func scanDirectory(ctx context.Context, root string, opts DirOptions) (*Scan, er
 		return nil, fmt.Errorf("scan %s: open root directory: %w", root, err)
 	}
 	defer unix.Close(rootfd)
-	s := &scanner{ctx: ctx, root: root, rootfd: rootfd, opts: opts, log: log,
-		exclude: map[string]bool{}, inodes: map[inodeKey]int{}}
+	s := &scanner{ctx: ctx, root: root, rootfd: rootfd, opts: opts, log: log, exclude: map[string]bool{}}
 	for _, n := range opts.Exclude {
 		s.exclude[n] = true
 	}
@@ -86,22 +101,20 @@ func scanDirectory(ctx context.Context, root string, opts DirOptions) (*Scan, er
 	if err := s.addRoot(); err != nil {
 		return nil, err
 	}
-	if err := s.walk(rootfd, ""); err != nil {
+	if err := s.walkAll(); err != nil {
 		return nil, err
 	}
+	s.assemble()
 	walked := time.Since(start)
 	hashed, err := s.hashAll()
 	if err != nil {
 		return nil, err
 	}
 	m := &Manifest{Kind: KindTree, Entries: s.entries}
-	s.linkHardLinks(m)
-	// Collect the cache before sorting: stats is parallel to the walk order.
 	var fresh *statCache
-	if opts.StatCachePath != "" {
+	if opts.StatCachePath != "" && !opts.KeepStatCache {
 		fresh = s.freshCache(start)
 	}
-	sortManifest(m)
 	if err := validate(m); err != nil {
 		return nil, fmt.Errorf("scan %s: %w", root, err)
 	}
@@ -110,7 +123,7 @@ func scanDirectory(ctx context.Context, root string, opts DirOptions) (*Scan, er
 			return nil, fmt.Errorf("scan %s: %w", root, err)
 		}
 	}
-	log.Debug("scanned directory", "root", root, "entries", len(m.Entries), "cache_hits", s.hits,
+	log.Debug("scanned directory", "root", root, "entries", len(m.Entries), "cache_hits", s.hits.Load(),
 		"hashed_files", len(s.toHash), "hashed_bytes", hashed, "walk", walked, "total", time.Since(start))
 	if len(s.other) > 0 {
 		log.Warn("skipped sockets and entries of unknown type while scanning", "root", root, "count", len(s.other), "first", s.other[0])
@@ -146,89 +159,138 @@ func join(dir, name string) string {
 	return dir + "/" + name
 }
 
-// walk adds the entries of the directory open as dirfd (at path dir, "" for
-// the root) and recurses into its subdirectories.
-func (s *scanner) walk(dirfd int, dir string) error {
+// walkers is how many directories are read at once: the scan of a volume
+// after a mount waits mostly on inode reads, which overlap well.
+const walkers = 8
+
+// walkAll reads every directory below the root with a pool of walkers.
+func (s *scanner) walkAll() error {
+	var (
+		mu       sync.Mutex
+		cond     = sync.NewCond(&mu)
+		queue    = []string{""} // directories to read ("" is the root)
+		active   int
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	for range walkers {
+		wg.Go(func() {
+			for {
+				mu.Lock()
+				for len(queue) == 0 && active > 0 && firstErr == nil {
+					cond.Wait()
+				}
+				if firstErr != nil || len(queue) == 0 {
+					cond.Broadcast()
+					mu.Unlock()
+					return
+				}
+				// Last in, first out: depth first, so the queue stays short.
+				dir := queue[len(queue)-1]
+				queue = queue[:len(queue)-1]
+				active++
+				mu.Unlock()
+				subdirs, err := s.readDir(dir)
+				mu.Lock()
+				active--
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				queue = append(queue, subdirs...)
+				cond.Broadcast()
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return firstErr
+}
+
+// readDir records the entries of directory dir ("" for the root) and
+// returns the paths of its subdirectories.
+func (s *scanner) readDir(dir string) ([]string, error) {
 	if err := s.ctx.Err(); err != nil {
-		return err
+		return nil, err
 	}
-	// Read the names through a duplicate so closing the *os.File leaves dirfd open.
-	dup, err := unix.Dup(dirfd)
+	var (
+		fd  int
+		err error
+	)
+	if dir == "" {
+		fd, err = unix.Dup(s.rootfd)
+	} else {
+		fd, err = openBeneath(s.rootfd, dir, unix.O_RDONLY|unix.O_DIRECTORY)
+		if errors.Is(err, unix.EXDEV) {
+			err = errOtherMount
+		}
+	}
 	if err != nil {
-		return fmt.Errorf("scan %s: %w", join(s.root, dir), err)
+		return nil, fmt.Errorf("scan %s: open directory: %w", join(s.root, dir), err)
 	}
-	f := os.NewFile(uintptr(dup), join(s.root, dir))
+	f := os.NewFile(uintptr(fd), join(s.root, dir))
+	defer f.Close()
 	names, err := f.Readdirnames(-1)
-	f.Close()
 	if err != nil {
-		return fmt.Errorf("scan %s: read directory: %w", join(s.root, dir), err)
+		return nil, fmt.Errorf("scan %s: read directory: %w", join(s.root, dir), err)
 	}
-	slices.Sort(names)
-	var subdirs []string
+	var (
+		subdirs        []string
+		out            = make([]found, 0, len(names))
+		other, flagged []string
+	)
 	for _, name := range names {
 		if dir == "" && s.exclude[name] {
 			continue
 		}
 		p := join(dir, name)
-		isDir, err := s.addEntry(dirfd, name, p)
+		fe, kind, flags, err := s.readEntry(fd, name, p)
 		if err != nil {
-			return fmt.Errorf("scan %s: %w", join(s.root, p), err)
+			return nil, fmt.Errorf("scan %s: %w", join(s.root, p), err)
 		}
-		if isDir {
-			subdirs = append(subdirs, name)
+		if flags {
+			flagged = append(flagged, p)
+		}
+		switch kind {
+		case 0:
+			other = append(other, p)
+		case unix.S_IFDIR:
+			subdirs = append(subdirs, p)
+			fallthrough
+		default:
+			out = append(out, fe)
 		}
 	}
-	for _, name := range subdirs {
-		p := join(dir, name)
-		fd, err := openBeneath(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY)
-		if errors.Is(err, unix.EXDEV) {
-			err = errOtherMount
-		}
-		if err != nil {
-			return fmt.Errorf("scan %s: open directory: %w", join(s.root, p), err)
-		}
-		err = s.walk(fd, p)
-		unix.Close(fd)
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	s.mu.Lock()
+	s.found = append(s.found, out...)
+	s.other = append(s.other, other...)
+	s.flagged = append(s.flagged, flagged...)
+	s.mu.Unlock()
+	return subdirs, nil
 }
 
-// addEntry records one directory entry; it reports whether it is a directory.
-func (s *scanner) addEntry(dirfd int, name, p string) (bool, error) {
+// readEntry reads one directory entry. kind is its file type, 0 for an
+// entry the manifest cannot describe (socket, unknown type), which is
+// reported but not recorded; flagged says it is immutable or append-only.
+func (s *scanner) readEntry(dirfd int, name, p string) (fe found, kind uint32, flagged bool, err error) {
 	st, err := statxAt(dirfd, name, 0)
 	if err != nil {
-		return false, fmt.Errorf("stat: %w", err)
+		return fe, 0, false, fmt.Errorf("stat: %w", err)
 	}
 	if err := s.sameMount(&st); err != nil {
-		return false, err
+		return fe, 0, false, err
 	}
-	if st.attrs&flaggedAttrs != 0 {
-		s.flagged = append(s.flagged, p)
-	}
-	idx := len(s.entries)
-	if st.kind() != unix.S_IFDIR && st.nlink > 1 {
-		key := inodeKey{st.dev, st.ino}
-		if first, ok := s.inodes[key]; ok {
-			// Another name of an inode already seen: record it as a hard link
-			// now; linkHardLinks picks the canonical first name later.
-			s.entries = append(s.entries, Entry{Path: p, Type: TypeHardLink, Link: s.entries[first].Path})
-			s.stats = append(s.stats, fileStat{})
-			return false, nil
-		}
-		s.inodes[key] = idx
-	}
+	flagged = st.attrs&flaggedAttrs != 0
+	kind = st.kind()
 	fs := statOfEntry(&st)
+	fe = found{st: fs, key: inodeKey{st.dev, st.ino}, multi: kind != unix.S_IFDIR && st.nlink > 1}
 	// A cache hit (same inode, size, mtime and ctime) vouches for the digest,
 	// symlink target and xattrs: changing any of them changes the ctime.
 	cached, hit := s.cache.lookup(p, fs)
 	if hit {
-		s.hits++
+		s.hits.Add(1)
 	}
 	e := Entry{Path: p, Mode: st.mode & 0o7777, UID: st.uid, GID: st.gid, MtimeNs: st.mtimeNs}
-	switch st.kind() {
+	switch kind {
 	case unix.S_IFDIR:
 		e.Type = TypeDirectory
 	case unix.S_IFREG:
@@ -237,7 +299,7 @@ func (s *scanner) addEntry(dirfd int, name, p string) (bool, error) {
 		if hit {
 			e.Digest = cached.Digest
 		} else {
-			s.toHash = append(s.toHash, idx)
+			fe.hash = true
 		}
 	case unix.S_IFLNK:
 		e.Type = TypeSymlink
@@ -248,10 +310,10 @@ func (s *scanner) addEntry(dirfd int, name, p string) (bool, error) {
 		buf := make([]byte, max(st.size+1, 256))
 		n, err := unix.Readlinkat(dirfd, name, buf)
 		if err != nil {
-			return false, fmt.Errorf("read symlink: %w", err)
+			return fe, 0, false, fmt.Errorf("read symlink: %w", err)
 		}
 		if n >= len(buf) {
-			return false, fmt.Errorf("symlink target changed while reading it")
+			return fe, 0, false, fmt.Errorf("symlink target changed while reading it")
 		}
 		e.Link = string(buf[:n])
 	case unix.S_IFCHR:
@@ -265,25 +327,45 @@ func (s *scanner) addEntry(dirfd int, name, p string) (bool, error) {
 	default:
 		// Sockets (as tar does) and types the manifest has no name for are
 		// not content; the caller learns of them (Scan.Other).
-		s.other = append(s.other, p)
-		s.log.Debug("skipping entry the manifest cannot describe", "path", p, "type", fmt.Sprintf("%#o", st.kind()))
-		if key := (inodeKey{st.dev, st.ino}); s.inodes[key] == idx {
-			delete(s.inodes, key) // no entry at idx after all
-		}
-		return false, nil
+		s.log.Debug("skipping entry the manifest cannot describe", "path", p, "type", fmt.Sprintf("%#o", kind))
+		return fe, 0, flagged, nil
 	}
 	if hit {
 		e.Xattrs = cached.Xattrs
 	} else {
 		xs, err := entryXattrs(dirfd, name)
 		if err != nil {
-			return false, err
+			return fe, 0, false, err
 		}
 		e.Xattrs = xs
 	}
-	s.entries = append(s.entries, e)
-	s.stats = append(s.stats, fs)
-	return e.Type == TypeDirectory, nil
+	fe.e = e
+	return fe, kind, flagged, nil
+}
+
+// assemble puts what the walkers found in canonical order after the root
+// and makes every name of a multiply-linked inode but the canonically
+// first a hard link to it.
+func (s *scanner) assemble() {
+	slices.SortFunc(s.found, func(a, b found) int { return comparePaths(a.e.Path, b.e.Path) })
+	primary := map[inodeKey]int{}
+	for _, f := range s.found {
+		idx := len(s.entries)
+		if f.multi {
+			if first, ok := primary[f.key]; ok {
+				s.entries = append(s.entries, Entry{Path: f.e.Path, Type: TypeHardLink, Link: s.entries[first].Path})
+				s.stats = append(s.stats, fileStat{})
+				continue
+			}
+			primary[f.key] = idx
+		}
+		if f.hash {
+			s.toHash = append(s.toHash, idx)
+		}
+		s.entries = append(s.entries, f.e)
+		s.stats = append(s.stats, f.st)
+	}
+	s.found = nil
 }
 
 // hashAll hashes the files the cache did not know, Workers at a time.
@@ -374,49 +456,4 @@ func (s *scanner) hashFile(path string, want fileStat, buf []byte) (objects.Dige
 	}
 	h.Sum(d[:0])
 	return d, nil
-}
-
-// linkHardLinks makes the canonically first name of each multiply-linked
-// inode carry its metadata and every other name a hard link to it. During
-// the walk the first name met in walk order was the primary.
-func (s *scanner) linkHardLinks(m *Manifest) {
-	if len(s.inodes) == 0 {
-		return
-	}
-	groups := map[string][]int{} // walk-order primary path -> entry indexes
-	for i := range m.Entries {
-		if m.Entries[i].Type == TypeHardLink {
-			groups[m.Entries[i].Link] = append(groups[m.Entries[i].Link], i)
-		}
-	}
-	byPath := make(map[string]int, len(s.inodes))
-	for _, idx := range s.inodes {
-		byPath[m.Entries[idx].Path] = idx
-	}
-	for primary, links := range groups {
-		pi := byPath[primary]
-		best := pi
-		for _, li := range links {
-			if comparePaths(m.Entries[li].Path, m.Entries[best].Path) < 0 {
-				best = li
-			}
-		}
-		if best != pi {
-			// Swap roles: the canonical first name takes the inode's data.
-			bestPath := m.Entries[best].Path
-			m.Entries[best] = m.Entries[pi]
-			m.Entries[best].Path = bestPath
-			s.stats[best], s.stats[pi] = s.stats[pi], s.stats[best]
-			m.Entries[pi] = Entry{Path: primary, Type: TypeHardLink}
-		}
-		target := m.Entries[best].Path
-		if best != pi {
-			m.Entries[pi].Link = target
-		}
-		for _, li := range links {
-			if li != best {
-				m.Entries[li].Link = target
-			}
-		}
-	}
 }

@@ -103,19 +103,26 @@ func (p *plan) apply(ctx context.Context, src objects.Source) (res Result, err e
 	}
 
 	p.prog.phase(PhaseSyncing, 0, 0)
+	// The tree is final: record its stat cache while the file system syncs
+	// (stat'ing is CPU work, syncing waits for the device).
+	cacheDone := make(chan error, 1)
+	if p.opts.StatCachePath != "" {
+		go func() { cacheDone <- manifest.WriteStatCache(root, p.want, p.opts.StatCachePath) }()
+	} else {
+		cacheDone <- nil
+	}
 	// One syncfs makes everything durable at once; per-file fsync would
 	// cost a journal commit each.
-	if err := unix.Syncfs(p.t.rootfd); err != nil {
-		return res, fmt.Errorf("patch %s: sync file system: %w", root, err)
+	syncErr := unix.Syncfs(p.t.rootfd)
+	if err := <-cacheDone; err != nil {
+		// A stale cache only costs a slower scan next time.
+		p.log.Warn("could not refresh the stat cache", "root", root, "err", err)
+	}
+	if syncErr != nil {
+		return res, fmt.Errorf("patch %s: sync file system: %w", root, syncErr)
 	}
 	if err := p.hook(PointSynced, ""); err != nil {
 		return res, err
-	}
-	if p.opts.StatCachePath != "" {
-		if err := manifest.WriteStatCache(root, p.want, p.opts.StatCachePath); err != nil {
-			// The patch is complete; a stale cache only costs a slower scan.
-			p.log.Warn("could not refresh the stat cache", "root", root, "err", err)
-		}
 	}
 	for i := range p.acts {
 		switch a := &p.acts[i]; {

@@ -68,9 +68,14 @@ func newLoopFS(t testing.TB, sizeMiB int) *loopFS {
 	return fs
 }
 
+// volumeMountOptions are the options the unpacker daemon mounts ext4
+// volumes with (daemon.rootMountFlags and rootMountData), so that tests and
+// benchmarks (peers included) measure what runs in production.
+const volumeMountOptions = "nosuid,nodev,noexec,noatime,noauto_da_alloc"
+
 func (fs *loopFS) mount(t testing.TB) {
 	t.Helper()
-	run(t, "mount", "-t", "ext4", fs.dev, fs.mnt)
+	run(t, "mount", "-t", "ext4", "-o", volumeMountOptions, fs.dev, fs.mnt)
 }
 
 func (fs *loopFS) unmount(t testing.TB) {

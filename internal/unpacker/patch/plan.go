@@ -165,6 +165,7 @@ func (p *plan) scan(ctx context.Context) error {
 	}
 	sc, err := manifest.ScanDirectory(ctx, p.t.root, manifest.DirOptions{
 		StatCachePath: p.opts.StatCachePath,
+		KeepStatCache: true, // Apply records it when done
 		Exclude:       exclude,
 		Workers:       p.opts.Parallel,
 		Logger:        p.log,
