@@ -94,6 +94,12 @@ type Entry struct {
 	Size int64
 	// Digest is the SHA-256 of a regular file's content; zero otherwise.
 	Digest objects.Digest
+	// Sparse says a regular file (of nonzero size) has holes: the patch
+	// engine leaves its all-zero blocks unallocated. A file that is not
+	// sparse gets every block allocated (a swap file, a preallocated
+	// database), whatever its content. From a directory: fewer bytes
+	// allocated than its size; from a tarball: a GNU or PAX sparse member.
+	Sparse bool
 	// Link is a symlink's target, or for a hard link the Path of the entry it
 	// links to, which comes earlier in canonical order and is not a directory
 	// or another hard link.

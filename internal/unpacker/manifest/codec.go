@@ -23,11 +23,18 @@ const (
 //	magic, version, kind
 //	tree:  count, then per entry: type, path, and
 //	       hard link: link
-//	       others:    mode, uid, gid, mtime,
+//	       others:    mode (plus sparseModeBit for a sparse regular file),
+//	                  uid, gid, mtime,
 //	                  regular: size, 32-byte digest; symlink: link;
 //	                  devices: major, minor;
 //	                  xattr count, then name, value per xattr
 //	image: size, then one 32-byte digest per block
+
+// sparseModeBit marks a sparse regular file in the serialized mode. It lies
+// outside the permission bits (07777), so the serialization of every other
+// entry (and of every manifest made before sparse files were recorded) is
+// unchanged.
+const sparseModeBit = 0o10000
 
 func marshal(m *Manifest) ([]byte, error) {
 	if err := validate(m); err != nil {
@@ -81,7 +88,11 @@ func appendEntry(b []byte, e *Entry) []byte {
 	if e.Type == TypeHardLink {
 		return appendString(b, e.Link)
 	}
-	b = binary.AppendUvarint(b, uint64(e.Mode))
+	mode := e.Mode
+	if e.Sparse {
+		mode |= sparseModeBit
+	}
+	b = binary.AppendUvarint(b, uint64(mode))
 	b = binary.AppendUvarint(b, uint64(e.UID))
 	b = binary.AppendUvarint(b, uint64(e.GID))
 	b = binary.AppendVarint(b, e.MtimeNs)
@@ -247,7 +258,13 @@ func (d *decoder) entry() Entry {
 		e.Link = string(d.bytes("hard link target", MaxPathLen))
 		return e
 	}
-	e.Mode = uint32(d.uvarint("mode", 0o7777))
+	limit := uint64(0o7777)
+	if e.Type == TypeRegular {
+		limit |= sparseModeBit
+	}
+	e.Mode = uint32(d.uvarint("mode", limit))
+	e.Sparse = e.Mode&sparseModeBit != 0
+	e.Mode &^= sparseModeBit
 	e.UID = uint32(d.uvarint("uid", 1<<32-1))
 	e.GID = uint32(d.uvarint("gid", 1<<32-1))
 	e.MtimeNs = d.varint("mtime")

@@ -156,6 +156,7 @@ func (b *tarBuilder) add(hdr *tar.Header, tr io.Reader) error {
 			return fmt.Errorf("declared size %d is outside 0..%d", hdr.Size, objects.MaxObjectSize)
 		}
 		e.Size = hdr.Size
+		e.Sparse = hdr.Size > 0 && isSparseMember(hdr)
 		if b.total += hdr.Size; b.total > b.maxSize {
 			return fmt.Errorf("the tarball declares more than %d bytes of content (MaxSize)", b.maxSize)
 		}
@@ -353,4 +354,18 @@ func resolveHardLinks(m *Manifest) error {
 		}
 	}
 	return nil
+}
+
+// isSparseMember reports whether a member was archived as a sparse file
+// (GNU tar --sparse: an old GNU sparse header or GNU.sparse.* PAX records).
+func isSparseMember(hdr *tar.Header) bool {
+	if hdr.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
 }

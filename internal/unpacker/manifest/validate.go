@@ -131,7 +131,7 @@ func validatePath(p string) error {
 func validateEntry(e *Entry, types map[string]Type) error {
 	if e.Type == TypeHardLink {
 		if e.Mode != 0 || e.UID != 0 || e.GID != 0 || e.MtimeNs != 0 || e.Size != 0 || len(e.Xattrs) != 0 ||
-			!e.Digest.IsZero() || e.DevMajor != 0 || e.DevMinor != 0 {
+			!e.Digest.IsZero() || e.DevMajor != 0 || e.DevMinor != 0 || e.Sparse {
 			return fmt.Errorf("hard link carries its own metadata (it shares its target's)")
 		}
 		if err := validatePath(e.Link); err != nil {
@@ -153,6 +153,9 @@ func validateEntry(e *Entry, types map[string]Type) error {
 		if e.Size != 0 || !e.Digest.IsZero() {
 			return fmt.Errorf("a %s has no content (size %d, digest %s)", e.Type, e.Size, e.Digest)
 		}
+	}
+	if e.Sparse && (e.Type != TypeRegular || e.Size == 0) {
+		return fmt.Errorf("only a regular file of nonzero size can be sparse, not a %s of %d bytes", e.Type, e.Size)
 	}
 	if e.Type != TypeSymlink && e.Link != "" {
 		return fmt.Errorf("a %s has no link target (has %q)", e.Type, e.Link)

@@ -31,7 +31,10 @@ type scanner struct {
 	opts    DirOptions
 	log     *slog.Logger
 	exclude map[string]bool
-	cache   *statCache
+	// cache is loaded while the walk starts (the first directories wait on
+	// the device anyway); cacheReady is closed once it is.
+	cache      *statCache
+	cacheReady chan struct{}
 	// entries and stats are parallel, in canonical order once the walk is
 	// done (stats is used for regular files and symlinks only).
 	entries []Entry
@@ -91,17 +94,21 @@ func scanDirectory(ctx context.Context, root string, opts DirOptions) (*Scan, er
 		return nil, fmt.Errorf("scan %s: open root directory: %w", root, err)
 	}
 	defer unix.Close(rootfd)
-	s := &scanner{ctx: ctx, root: root, rootfd: rootfd, opts: opts, log: log, exclude: map[string]bool{}}
+	s := &scanner{ctx: ctx, root: root, rootfd: rootfd, opts: opts, log: log, exclude: map[string]bool{}, cacheReady: make(chan struct{})}
 	for _, n := range opts.Exclude {
 		s.exclude[n] = true
 	}
 	if opts.StatCachePath != "" {
-		s.cache = loadStatCache(opts.StatCachePath, log)
+		go func() { s.cache = loadStatCache(opts.StatCachePath, log); close(s.cacheReady) }()
+	} else {
+		close(s.cacheReady)
 	}
 	if err := s.addRoot(); err != nil {
 		return nil, err
 	}
-	if err := s.walkAll(); err != nil {
+	err = s.walkAll()
+	<-s.cacheReady
+	if err != nil {
 		return nil, err
 	}
 	s.assemble()
@@ -285,6 +292,7 @@ func (s *scanner) readEntry(dirfd int, name, p string) (fe found, kind uint32, f
 	fe = found{st: fs, key: inodeKey{st.dev, st.ino}, multi: kind != unix.S_IFDIR && st.nlink > 1}
 	// A cache hit (same inode, size, mtime and ctime) vouches for the digest,
 	// symlink target and xattrs: changing any of them changes the ctime.
+	<-s.cacheReady
 	cached, hit := s.cache.lookup(p, fs)
 	if hit {
 		s.hits.Add(1)
@@ -296,6 +304,9 @@ func (s *scanner) readEntry(dirfd int, name, p string) (fe found, kind uint32, f
 	case unix.S_IFREG:
 		e.Type = TypeRegular
 		e.Size = st.size
+		// Fewer bytes allocated than the size: there are holes (tar's
+		// test too). Blocks come with every stat, no cache needed.
+		e.Sparse = st.size > 0 && st.blocks*512 < st.size
 		if hit {
 			e.Digest = cached.Digest
 		} else {

@@ -293,6 +293,12 @@ func (p *plan) create(w *manifest.Entry, a *action, res *Result) error {
 		if tmp, err = p.regularContent(w, a, tmp, res); err != nil {
 			return err
 		}
+		if !w.Sparse && w.Size > 0 {
+			if err := allocate(sfd, tmp, w.Size); err != nil {
+				unix.Unlinkat(sfd, tmp, 0)
+				return err
+			}
+		}
 	case manifest.TypeSymlink:
 		if err := unix.Symlinkat(w.Link, sfd, tmp); err != nil {
 			return fmt.Errorf("symlink: %w", err)
@@ -421,7 +427,17 @@ func (p *plan) metadataAll(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("patch %s: metadata of %s: %w", p.t.root, m.path, err)
 		}
-		if err := setMeta(fd, name, m.want, m.cur, true); err != nil {
+		cur := m.cur
+		if m.fill {
+			if err := allocate(fd, name, m.want.Size); err != nil {
+				return fmt.Errorf("patch %s: %s: %w", p.t.root, m.path, err)
+			}
+			// Allocating may move the times: set the mtime again.
+			c := *cur
+			c.MtimeNs = m.want.MtimeNs + 1
+			cur = &c
+		}
+		if err := setMeta(fd, name, m.want, cur, true); err != nil {
 			return fmt.Errorf("patch %s: metadata of %s %s: %w", p.t.root, m.want.Type, m.path, err)
 		}
 		p.prog.add(1, 0)

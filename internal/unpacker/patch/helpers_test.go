@@ -176,6 +176,8 @@ func diffEntry(g, w *manifest.Entry) string {
 		return fmt.Sprintf("mtime %d, want %d", g.MtimeNs, w.MtimeNs)
 	case g.Size != w.Size || g.Digest != w.Digest:
 		return fmt.Sprintf("content %d bytes %s, want %d bytes %s", g.Size, g.Digest, w.Size, w.Digest)
+	case g.Sparse != w.Sparse:
+		return fmt.Sprintf("sparse %v, want %v", g.Sparse, w.Sparse)
 	case g.Link != w.Link:
 		return fmt.Sprintf("link %q, want %q", g.Link, w.Link)
 	case g.DevMajor != w.DevMajor || g.DevMinor != w.DevMinor:

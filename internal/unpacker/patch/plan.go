@@ -50,6 +50,8 @@ type metaOp struct {
 	path string
 	want *manifest.Entry
 	cur  *manifest.Entry
+	// fill: allocate the file's holes first (see allocate).
+	fill bool
 }
 
 // stashOp keeps the content of a file that is going away as a staged object.
@@ -269,9 +271,12 @@ func (p *plan) diff() {
 		if kept >= 0 {
 			claimed[kept] = anchor
 			c := &cur.Entries[kept]
-			meta := metaNeedsUpdate(c, w, true)
+			// A file the revision wants without holes that has some here
+			// (written sparsely before) gets its holes allocated in place.
+			fill := w.Type == manifest.TypeRegular && c.Sparse && !w.Sparse
+			meta := metaNeedsUpdate(c, w, true) || fill
 			if meta {
-				p.metas = append(p.metas, metaOp{path: anchor, want: w, cur: c})
+				p.metas = append(p.metas, metaOp{path: anchor, want: w, cur: c, fill: fill})
 			}
 			for _, j := range group {
 				aj := &p.acts[j]

@@ -1,6 +1,7 @@
 package patch
 
 import (
+	"errors"
 	"fmt"
 
 	"golang.org/x/sys/unix"
@@ -8,6 +9,11 @@ import (
 
 // holeSize is the granularity at which runs of zeros are left as holes: the
 // file-system block size of ext4 and xfs volumes.
+//
+// Every file's content is written this way (a staged object may serve
+// sparse and non-sparse files alike); a file the manifest does not mark
+// Sparse then gets its holes allocated (allocate), so only files whose
+// source had holes keep any (a swap file must have none).
 const holeSize = 4096
 
 var zeroBlock [holeSize]byte
@@ -62,6 +68,53 @@ func (w *sparseWriter) flush(b []byte, off int64) error {
 func (w *sparseWriter) finish() error {
 	if err := unix.Ftruncate(w.fd, w.off); err != nil {
 		return fmt.Errorf("set size %d: %w", w.off, err)
+	}
+	return nil
+}
+
+// allocate gives the regular file name of dirfd (of size bytes) blocks for
+// all its holes, without changing its content: fallocate allocates them
+// as unwritten extents (no data written, reading zeros), which is what a
+// file without holes needs (swapon accepts them). File systems without
+// fallocate get the holes written with zeros.
+func allocate(dirfd int, name string, size int64) error {
+	fd, err := openAt(dirfd, name, unix.O_WRONLY)
+	if err != nil {
+		return fmt.Errorf("allocate holes: open: %w", err)
+	}
+	defer unix.Close(fd)
+	err = unix.Fallocate(fd, 0, 0, size)
+	if errors.Is(err, unix.EOPNOTSUPP) {
+		err = fillHoles(fd, size)
+	}
+	if err != nil {
+		return fmt.Errorf("allocate holes: %w", err)
+	}
+	return nil
+}
+
+// fillHoles writes zeros into every hole of fd.
+func fillHoles(fd int, size int64) error {
+	for off := int64(0); off < size; {
+		hole, err := unix.Seek(fd, off, unix.SEEK_HOLE)
+		if err != nil || hole >= size {
+			return err
+		}
+		data, err := unix.Seek(fd, hole, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			data = size
+		} else if err != nil {
+			return err
+		}
+		for p := hole; p < data; {
+			n := min(int64(len(zeroBlock)), data-p)
+			w, err := unix.Pwrite(fd, zeroBlock[:n], p)
+			if err != nil {
+				return err
+			}
+			p += int64(w)
+		}
+		off = data
 	}
 	return nil
 }

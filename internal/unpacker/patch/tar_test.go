@@ -11,11 +11,12 @@ import (
 )
 
 // makeTar archives dir with GNU tar in PAX format (nanosecond mtimes,
-// xattrs, ACLs, numeric owners), compressed with compressor ("" for none).
+// xattrs, ACLs, numeric owners, sparse files as such), compressed with
+// compressor ("" for none).
 func makeTar(t *testing.T, dir, compressor string, extra ...string) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "rootfs.tar")
-	args := append([]string{"--format=posix", "--xattrs", "--xattrs-include=*", "--acls", "--numeric-owner"}, extra...)
+	args := append([]string{"--format=posix", "--sparse", "--xattrs", "--xattrs-include=*", "--acls", "--numeric-owner"}, extra...)
 	args = append(args, "-C", dir, "-cf", out)
 	if compressor != "" {
 		args = append([]string{"--use-compress-program=" + compressor}, args...)
