@@ -292,8 +292,10 @@ type UnpackStatus struct {
 	Stream Stream `json:"stream"`
 	// Done: the volume is clean at the requested revision.
 	Done bool `json:"done"`
-	// Error: the unpack failed; the stream is dirty and a new unpack request
-	// starts over (verifying everything).
+	// Error: the unpack failed (or was cancelled, or its caller supplied no
+	// URLs for the daemon's URL wait); the stream is dirty, and a new unpack
+	// request starts over, verifying everything but keeping the objects
+	// already fetched.
 	Error string `json:"error,omitempty"`
 	// WantedObjects are content hashes the daemon needs URLs for now; at most
 	// MaxWantedBatch of them.
