@@ -5,7 +5,7 @@
 // A tree patch runs in two steps so that a daemon can ask the provider only
 // for what it lacks:
 //
-//	plan, err := patch.Prepare(ctx, root, m, opts) // scan root, diff, list missing objects
+//	plan, err := patch.Prepare(ctx, root, m, opts) // scan root (or trust opts.Current), diff, list missing objects
 //	missing := plan.Missing()                      // objects neither on disk nor staged
 //	res, err := plan.Apply(ctx, src)               // fetch missing from src, patch, sync
 //
@@ -118,6 +118,22 @@ type Options struct {
 	KeepStaged bool
 	// Logger receives a summary and timings; nil discards.
 	Logger *slog.Logger
+	// Current, when set, is the manifest the root is known to equal exactly:
+	// the one the last successful Apply of this root made it equal to, with
+	// nothing written to the root since (the caller vouches for that, e.g. a
+	// daemon that recorded the volume clean at that revision). Prepare then
+	// does not scan the whole tree: it diffs Current with the manifest and
+	// checks on disk (statx, never following a symlink) only the entries
+	// the patch changes, deletes, links to or takes content from, the paths
+	// it creates and the directories whose entries change: type, mode,
+	// owner, size, mtime, link count, device numbers, no inode flags, and
+	// that hard links share their inode. On any difference it logs why and
+	// scans the whole tree as without Current (Result.CurrentNotTrusted).
+	// Content is still reused by digest from wherever Current has it.
+	// A trusted patch leaves the stat cache as it was: its records of the
+	// entries the patch changed no longer match their stat, so a later scan
+	// reads just those again.
+	Current *manifest.Manifest
 	// RawStagingDir is where ApplyRaw keeps fetched blocks before writing them;
 	// empty means os.TempDir(). Tree patches always stage inside the root.
 	RawStagingDir string
@@ -139,7 +155,13 @@ type Result struct {
 	ObjectsReused int
 	// BlocksWritten counts 512 KiB blocks written (raw image mode).
 	BlocksWritten int
-	Duration      time.Duration
+	// TrustedCurrent says Prepare took Options.Current as the root's
+	// content (the fast path) instead of scanning the tree.
+	TrustedCurrent bool
+	// CurrentNotTrusted says why Options.Current, although given, was not
+	// trusted and the tree was scanned; empty otherwise.
+	CurrentNotTrusted string
+	Duration          time.Duration
 }
 
 // Plan is a prepared tree patch: the root's scan and its difference from the

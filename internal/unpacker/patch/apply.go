@@ -106,7 +106,7 @@ func (p *plan) apply(ctx context.Context, src objects.Source) (res Result, err e
 	// The tree is final: record its stat cache while the file system syncs
 	// (stat'ing is CPU work, syncing waits for the device).
 	cacheDone := make(chan error, 1)
-	if p.opts.StatCachePath != "" {
+	if p.opts.StatCachePath != "" && !p.trusted {
 		go func() { cacheDone <- manifest.WriteStatCache(root, p.want, p.opts.StatCachePath) }()
 	} else {
 		cacheDone <- nil
@@ -135,12 +135,13 @@ func (p *plan) apply(ctx context.Context, src objects.Source) (res Result, err e
 		}
 	}
 	res.Deleted = len(p.other) + len(p.deletes)
+	res.TrustedCurrent, res.CurrentNotTrusted = p.trusted, p.fallback
 	res.BytesWritten += p.stage.written.Load()
 	p.prog.phase(PhaseDone, 0, 0)
 	p.log.Info("patched", "root", root, "created", res.Created, "updated", res.Updated,
 		"deleted", res.Deleted, "unchanged", res.Unchanged, "bytes_written", res.BytesWritten,
 		"objects_fetched", res.ObjectsFetched, "bytes_fetched", res.BytesFetched,
-		"objects_reused", res.ObjectsReused, "elapsed", time.Since(p.start))
+		"objects_reused", res.ObjectsReused, "trusted_current", res.TrustedCurrent, "elapsed", time.Since(p.start))
 	return res, nil
 }
 

@@ -82,8 +82,13 @@ type plan struct {
 	// one takes the object itself by rename, the others copy it.
 	stagedUses map[objects.Digest]int
 	leftovers  int
-	used       bool
-	hookMu     sync.Mutex // sources may put objects concurrently
+	// trusted: the plan was made against Options.Current, without a scan of
+	// the tree; fallback says why Current was not trusted, when it was given.
+	trusted  bool
+	fallback string
+	nlinks   map[string]int // names per inode of Current (trusted plans)
+	used     bool
+	hookMu   sync.Mutex // sources may put objects concurrently
 }
 
 func prepare(ctx context.Context, root string, m *manifest.Manifest, opts Options) (*Plan, error) {
@@ -103,17 +108,16 @@ func prepare(ctx context.Context, root string, m *manifest.Manifest, opts Option
 	}
 	p := &plan{opts: opts, log: log, t: t, stage: newStaging(t), prog: prog, start: start, want: m,
 		stagedUses: map[objects.Digest]int{}}
-	if err := p.scan(ctx); err != nil {
+	if err := p.plan(ctx); err != nil {
 		t.close()
 		p.stage.close()
 		return nil, fmt.Errorf("patch %s: %w", root, err)
 	}
-	p.diff()
 	if err := p.hook(PointScanned, ""); err != nil {
 		p.release()
 		return nil, err
 	}
-	log.Debug("patch planned", "root", root, "entries", len(m.Entries), "deletes", len(p.deletes),
+	log.Debug("patch planned", "root", root, "trusted_current", p.trusted, "entries", len(m.Entries), "deletes", len(p.deletes),
 		"missing_objects", len(p.missing), "staged_leftovers", p.leftovers, "elapsed", time.Since(start))
 	return &Plan{impl: p}, nil
 }
@@ -157,7 +161,48 @@ func (p *plan) hook(pt Point, path string) error {
 	return nil
 }
 
-// scan reads what the root holds now and what an interrupted patch staged.
+// plan finds what an interrupted patch staged and what the root holds now
+// (Options.Current when it can be trusted, else a scan), and diffs it with
+// the manifest.
+func (p *plan) plan(ctx context.Context) error {
+	n, err := p.stage.loadLeftovers(ctx)
+	if err != nil {
+		return err
+	}
+	p.leftovers = n
+	if p.opts.Current != nil {
+		start := time.Now()
+		p.nlinks = countLinks(p.opts.Current)
+		err := p.trustCurrent()
+		if err == nil {
+			p.trusted = true
+			p.log.Info("trusting the current manifest: tree not scanned", "root", p.t.root,
+				"deletes", len(p.deletes), "metadata_updates", len(p.metas), "elapsed", time.Since(start))
+			return nil
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
+		}
+		p.fallback = err.Error()
+		p.log.Warn("the root is not as the current manifest says: scanning the whole tree", "root", p.t.root, "reason", err)
+		p.reset()
+	}
+	if err := p.scan(ctx); err != nil {
+		return err
+	}
+	p.diff()
+	return nil
+}
+
+// reset forgets a diff, to make another.
+func (p *plan) reset() {
+	p.cur, p.other, p.flagged = nil, nil, nil
+	p.acts, p.metas, p.deletes, p.stashes, p.missing = nil, nil, nil, nil, nil
+	p.stagedUses = map[objects.Digest]int{}
+	p.nlinks = nil
+}
+
+// scan reads what the root holds now.
 func (p *plan) scan(ctx context.Context) error {
 	exclude := []string{StagingDir}
 	if p.want.Lookup(lostFound) < 0 {
@@ -176,9 +221,7 @@ func (p *plan) scan(ctx context.Context) error {
 		return err
 	}
 	p.cur, p.other, p.flagged = sc.Manifest, sc.Other, sc.Flagged
-	n, err := p.stage.loadLeftovers(ctx)
-	p.leftovers = n
-	return err
+	return nil
 }
 
 func sameContent(cur, want *manifest.Entry) bool {
