@@ -113,7 +113,9 @@ func runCmd(b *testing.B, name string, args ...string) {
 // base tree to the security-updated tree and compares it, in the same run,
 // with rsync -aHAX --delete of the same trees onto a copy and with
 // extracting security.tar onto a fresh file system (each followed by a
-// sync of the file system, as the unpacker's syncfs).
+// sync of the file system, as the unpacker's syncfs). The trusted_* metrics
+// are the same update with Options.Current (the daemon's fast path for a
+// clean stream: no scan of the tree).
 func BenchmarkIncrementalUnpack(b *testing.B) {
 	dir := benchRootfs(b)
 	ctx := context.Background()
@@ -165,6 +167,35 @@ func BenchmarkIncrementalUnpack(b *testing.B) {
 			b.Fatalf("unpacked tree differs from the security tree: %s", d)
 		}
 
+		// The same update trusting the manifest the volume is known to hold
+		// (the daemon's clean stream): no scan of the tree.
+		fsT0 := newLoopFS(b, volMiB)
+		cacheT := filepath.Join(b.TempDir(), "statcache")
+		if _, err := Apply(ctx, fsT0.mnt, mBase, manifest.DirectorySource(base, mBase), Options{AllowDevices: true, StatCachePath: cacheT}); err != nil {
+			b.Fatal(err)
+		}
+		fsT0.remount(b)
+		var resT Result
+		var prepareT time.Duration
+		trusted := timed(b, func() {
+			prepareT = timed(b, func() {
+				plan, err = Prepare(ctx, fsT0.mnt, mSec, Options{AllowDevices: true, StatCachePath: cacheT, Current: mBase})
+			})
+			if err == nil {
+				resT, err = plan.Apply(ctx, manifest.DirectorySource(security, mSec))
+			}
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if !resT.TrustedCurrent {
+			b.Fatalf("trusted patch scanned the tree: %s", resT.CurrentNotTrusted)
+		}
+		fsT0.remount(b)
+		if d := diffManifests(withoutLostFound(scan(b, fsT0.mnt)), mSec); d != "" {
+			b.Fatalf("trusted patch: unpacked tree differs from the security tree: %s", d)
+		}
+
 		// The same update without a stat cache (first patch after a restart).
 		fsCold := newLoopFS(b, volMiB)
 		if _, err := Apply(ctx, fsCold.mnt, mBase, manifest.DirectorySource(base, mBase), Options{AllowDevices: true}); err != nil {
@@ -199,12 +230,16 @@ func BenchmarkIncrementalUnpack(b *testing.B) {
 		b.ReportMetric(ours.Seconds()/tarTime.Seconds(), "ratio_vs_tar")
 		b.ReportMetric(applyOnly.Seconds()/tarTime.Seconds(), "apply_only_ratio_vs_tar")
 		b.ReportMetric(cold.Seconds()/rsync.Seconds(), "cold_ratio_vs_rsync")
+		b.ReportMetric(trusted.Seconds(), "trusted_unpack_s")
+		b.ReportMetric(trusted.Seconds()/rsync.Seconds(), "trusted_ratio_vs_rsync")
+		b.ReportMetric(trusted.Seconds()/tarTime.Seconds(), "trusted_ratio_vs_tar")
 		b.ReportMetric(float64(deviceBytes)/float64(minBytes), "device_bytes/changed_bytes")
 		b.ReportMetric(float64(blocks)/float64(minBlocks), "blocks/min_blocks")
 		b.Logf("security update: %d changed files, %d bytes (%d blocks of 512 KiB minimum)", files, minBytes, minBlocks)
 		b.Logf("unpacker %s = prepare %s + apply %s (cold stat cache %s), rsync -aHAX --delete %s, tar -x onto fresh fs %s",
 			ours, prepare, applyOnly, cold, rsync, tarTime)
 		b.Logf("unpacker result %+v", res)
+		b.Logf("trusting the current manifest: %s = prepare %s + apply %s; result %+v", trusted, prepareT, trusted-prepareT, resT)
 		b.Logf("device bytes written %d (%.2fx changed bytes); 512 KiB blocks changed %d (%.2fx minimum)",
 			deviceBytes, float64(deviceBytes)/float64(minBytes), blocks, float64(blocks)/float64(minBlocks))
 	}

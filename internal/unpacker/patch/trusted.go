@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -93,10 +95,15 @@ func (p *plan) checkTouched() error {
 			check[d] = true
 		}
 	}
+	paths := make([]string, 0, len(check))
 	for path := range check {
-		if err := p.checkEntry(path); err != nil {
-			return err
-		}
+		paths = append(paths, path)
+	}
+	// Sorted, so that neighbours share directories and inode table blocks.
+	slices.Sort(paths)
+	slices.Sort(absent)
+	if err := p.checkParallel(paths, absent); err != nil {
+		return err
 	}
 	// A stashed file becomes the object by a link, unread: its content is
 	// verified here (copies are verified as they are made).
@@ -105,14 +112,63 @@ func (p *plan) checkTouched() error {
 			return err
 		}
 	}
+	return nil
+}
+
+// checkParallel runs checkEntry on every path of check and makes sure
+// every path of absent does not exist, several at a time: on a volume just
+// mounted each is a cold inode read, and the reads overlap.
+func (p *plan) checkParallel(check, absent []string) error {
+	workers := p.opts.Parallel
+	if workers <= 0 {
+		workers = 8
+	}
+	type job struct {
+		path   string
+		absent bool
+	}
+	jobs := make(chan job)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Each worker its own directory descriptors (tree is not
+			// safe for concurrent use); the root's is shared, never closed here.
+			t := &tree{root: p.t.root, rootfd: p.t.rootfd, dirs: map[string]int{}}
+			defer t.forgetAll()
+			for j := range jobs {
+				if errs[w] != nil {
+					continue
+				}
+				if j.absent {
+					errs[w] = checkAbsent(t, j.path)
+				} else {
+					errs[w] = p.checkEntry(t, j.path)
+				}
+			}
+		}()
+	}
+	for _, path := range check {
+		jobs <- job{path: path}
+	}
 	for _, path := range absent {
-		_, err := p.t.lstat(path)
-		switch {
-		case err == nil:
-			return fmt.Errorf("%s exists: %w (absent)", path, errNotAsRecorded)
-		case !errors.Is(err, unix.ENOENT):
-			return fmt.Errorf("stat %s: %w", path, err)
-		}
+		jobs <- job{path: path, absent: true}
+	}
+	close(jobs)
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// checkAbsent makes sure nothing exists at path.
+func checkAbsent(t *tree, path string) error {
+	_, err := t.lstat(path)
+	switch {
+	case err == nil:
+		return fmt.Errorf("%s exists: %w (absent)", path, errNotAsRecorded)
+	case !errors.Is(err, unix.ENOENT):
+		return fmt.Errorf("stat %s: %w", path, err)
 	}
 	return nil
 }
@@ -121,14 +177,14 @@ func (p *plan) checkTouched() error {
 // manifest's entry: type, permissions, owner, size, mtime, link count,
 // symlink length, device numbers, no immutable or append-only flag, and for
 // a hard link the inode of the name it links to.
-func (p *plan) checkEntry(path string) error {
+func (p *plan) checkEntry(t *tree, path string) error {
 	cur := p.cur
 	ci := cur.Lookup(path)
 	if ci < 0 {
 		return fmt.Errorf("%s: %w (no entry)", path, errNotAsRecorded)
 	}
 	c := &cur.Entries[ci]
-	st, err := p.statx(path)
+	st, err := statxAt(t, path)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			return fmt.Errorf("%s is missing: %w", path, errNotAsRecorded)
@@ -138,7 +194,7 @@ func (p *plan) checkEntry(path string) error {
 	data := c
 	if c.Type == manifest.TypeHardLink {
 		data = &cur.Entries[cur.Lookup(c.Link)]
-		pst, err := p.statx(c.Link)
+		pst, err := statxAt(t, c.Link)
 		if err != nil {
 			return fmt.Errorf("%s: hard link target %s: %w (%v)", path, c.Link, errNotAsRecorded, err)
 		}
@@ -154,9 +210,9 @@ func (p *plan) checkEntry(path string) error {
 
 // statx stats path (never following a symlink, its directory opened
 // beneath the root without symlinks or mount crossings).
-func (p *plan) statx(path string) (unix.Statx_t, error) {
+func statxAt(t *tree, path string) (unix.Statx_t, error) {
 	var x unix.Statx_t
-	fd, name, err := p.t.parent(path)
+	fd, name, err := t.parent(path)
 	if err != nil {
 		return x, err
 	}
