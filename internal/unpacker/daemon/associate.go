@@ -277,7 +277,7 @@ func (d *daemon) forgetStream(ctx context.Context, req wire.ForgetStreamRequest)
 		if err := os.Remove(d.scanCachePath(s.volumeID)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("remove scan cache: %w", err)
 		}
-		return nil
+		return d.dropCurrentManifest(s.volumeID)
 	})
 	if err != nil {
 		return err

@@ -67,7 +67,8 @@ func newDaemon(ctx context.Context, cfg Config) (*Daemon, error) {
 	if cfg.URLWait <= 0 {
 		cfg.URLWait = DefaultURLWait
 	}
-	for _, dir := range []string{cfg.StateDir, filepath.Join(cfg.StateDir, "mnt"), filepath.Join(cfg.StateDir, "scan-cache")} {
+	for _, dir := range []string{cfg.StateDir, filepath.Join(cfg.StateDir, "mnt"), filepath.Join(cfg.StateDir, "scan-cache"),
+		filepath.Join(cfg.StateDir, currentManifestDir)} {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("start unpacker daemon: create %s: %w", dir, err)
 		}

@@ -24,8 +24,9 @@ var zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
 
 // fetchManifest downloads a manifest (plain or zstd-compressed), parses it
 // and checks that its digest is the revision asked for: a presigned URL is
-// not trusted to name the right content.
-func (d *daemon) fetchManifest(ctx context.Context, rawURL, revision string) (*manifest.Manifest, error) {
+// not trusted to name the right content. It also returns the manifest's
+// canonical serialization (what it parsed: Unmarshal accepts nothing else).
+func (d *daemon) fetchManifest(ctx context.Context, rawURL, revision string) (*manifest.Manifest, []byte, error) {
 	where := redactURL(rawURL)
 	c := retryablehttp.NewClient()
 	c.HTTPClient = d.cfg.HTTPClient
@@ -35,47 +36,47 @@ func (d *daemon) fetchManifest(ctx context.Context, rawURL, revision string) (*m
 	c.ErrorHandler = retryablehttp.PassthroughErrorHandler
 	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {
-		return nil, wire.Errorf(wire.CodeBadRequest, "manifest URL %s of revision %s: %v", where, revision, err)
+		return nil, nil, wire.Errorf(wire.CodeBadRequest, "manifest URL %s of revision %s: %v", where, revision, err)
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("fetch manifest of revision %s from %s: %w", revision, where, err)
+		return nil, nil, fmt.Errorf("fetch manifest of revision %s from %s: %w", revision, where, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return nil, fmt.Errorf("fetch manifest of revision %s from %s: HTTP %s: %q", revision, where, resp.Status, msg)
+		return nil, nil, fmt.Errorf("fetch manifest of revision %s from %s: HTTP %s: %q", revision, where, resp.Status, msg)
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxManifestBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("fetch manifest of revision %s from %s: %w", revision, where, err)
+		return nil, nil, fmt.Errorf("fetch manifest of revision %s from %s: %w", revision, where, err)
 	}
 	if len(b) > maxManifestBytes {
-		return nil, fmt.Errorf("manifest of revision %s from %s is larger than %d bytes", revision, where, maxManifestBytes)
+		return nil, nil, fmt.Errorf("manifest of revision %s from %s is larger than %d bytes", revision, where, maxManifestBytes)
 	}
 	if bytes.HasPrefix(b, zstdMagic) {
 		dec, err := zstd.NewReader(nil, zstd.WithDecoderMaxMemory(maxManifestBytes))
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		b, err = dec.DecodeAll(b, nil)
 		dec.Close()
 		if err != nil {
-			return nil, fmt.Errorf("decompress manifest of revision %s from %s: %w", revision, where, err)
+			return nil, nil, fmt.Errorf("decompress manifest of revision %s from %s: %w", revision, where, err)
 		}
 	}
 	m, err := manifest.Unmarshal(b)
 	if err != nil {
-		return nil, fmt.Errorf("manifest of revision %s from %s: %w", revision, where, err)
+		return nil, nil, fmt.Errorf("manifest of revision %s from %s: %w", revision, where, err)
 	}
 	got, err := m.Digest()
 	if err != nil {
-		return nil, fmt.Errorf("digest of manifest from %s: %w", where, err)
+		return nil, nil, fmt.Errorf("digest of manifest from %s: %w", where, err)
 	}
 	if got.String() != revision {
-		return nil, wire.Errorf(wire.CodeBadRequest, "manifest from %s has digest %s, not the revision %s asked for", where, got, revision)
+		return nil, nil, wire.Errorf(wire.CodeBadRequest, "manifest from %s has digest %s, not the revision %s asked for", where, got, revision)
 	}
-	return m, nil
+	return m, b, nil
 }
 
 // redactURL keeps scheme, host and path: the query of a presigned URL is a

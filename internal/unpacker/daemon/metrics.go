@@ -14,6 +14,7 @@ type metrics struct {
 	unpacksStarted prometheus.Counter
 	unpacksDone    *prometheus.CounterVec
 	unpackSeconds  prometheus.Histogram
+	unpackScans    *prometheus.CounterVec
 	objectsFetched prometheus.Counter
 	bytesFetched   prometheus.Counter
 	bytesWritten   prometheus.Counter
@@ -32,6 +33,10 @@ func newMetrics(d *daemon) *metrics {
 		unpackSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: metricPrefix + "unpack_duration_seconds", Help: "Duration of successful unpacks.",
 			Buckets: prometheus.ExponentialBuckets(0.5, 2, 12)}),
+		unpackScans: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: metricPrefix + "unpack_scans_total",
+			Help: "Successful unpacks by how the volume's content was learnt: trusted (the stored manifest of the clean revision, checked where the patch touches it) or full (a scan of the whole volume)."},
+			[]string{"scan"}),
 		objectsFetched: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: metricPrefix + "objects_fetched_total", Help: "Content objects downloaded."}),
 		bytesFetched: prometheus.NewCounter(prometheus.CounterOpts{
@@ -43,7 +48,9 @@ func newMetrics(d *daemon) *metrics {
 	}
 	m.unpacksDone.WithLabelValues("ok")
 	m.unpacksDone.WithLabelValues("error")
-	m.registry.MustRegister(m.unpacksStarted, m.unpacksDone, m.unpackSeconds, m.objectsFetched,
+	m.unpackScans.WithLabelValues("trusted")
+	m.unpackScans.WithLabelValues("full")
+	m.registry.MustRegister(m.unpacksStarted, m.unpacksDone, m.unpackSeconds, m.unpackScans, m.objectsFetched,
 		m.bytesFetched, m.bytesWritten, m.urlsRejected, &streamCollector{d: d},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -153,13 +153,20 @@ func writeDurably(path string, v any) error {
 	if err != nil {
 		return fmt.Errorf("encode state: %w", err)
 	}
+	return writeFileDurably(path, append(b, '\n'))
+}
+
+// writeFileDurably replaces the file at path with b: a temporary file,
+// fsync, rename over the old one, fsync of the directory. A crash at any
+// instant leaves either the old or the new content.
+func writeFileDurably(path string, b []byte) error {
 	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, ".state-*.json")
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*.tmp")
 	if err != nil {
 		return fmt.Errorf("write state: %w", err)
 	}
 	defer os.Remove(tmp.Name()) // after a successful rename there is nothing to remove
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
+	if _, err := tmp.Write(b); err != nil {
 		tmp.Close()
 		return fmt.Errorf("write state %s: %w", tmp.Name(), err)
 	}

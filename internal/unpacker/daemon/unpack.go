@@ -165,7 +165,7 @@ func (s *stream) startJobWithLock(req wire.UnpackRequest) {
 // runUnpack does the work of an unpack; see HookManifest … HookClean.
 func (s *stream) runUnpack(ctx context.Context, job *unpackJob) error {
 	log := s.d.log.With("stream", s.name, "revision", job.revision)
-	m, err := s.d.fetchManifest(ctx, job.manifestURL, job.revision)
+	m, rawManifest, err := s.d.fetchManifest(ctx, job.manifestURL, job.revision)
 	if err != nil {
 		return err
 	}
@@ -195,6 +195,17 @@ func (s *stream) runUnpack(ctx context.Context, job *unpackJob) error {
 	// The dirty marker is durable before anything on the volume changes.
 	rec, _ := s.d.store.stream(s.name)
 	wasDirty := rec.Dirty || rec.Revision == ""
+	// A stream recorded clean at R holds exactly R's manifest, which the
+	// engine may then trust instead of scanning the whole volume (it checks
+	// every entry it touches and scans after all on any difference). Never
+	// for a dirty stream: its content is not known.
+	var current *manifest.Manifest
+	if !wasDirty {
+		var why string
+		if current, why = s.d.loadCurrentManifest(s.volumeID, rec.Revision); current == nil {
+			log.Info("the volume will be scanned in full", "reason", why)
+		}
+	}
 	if err := s.d.store.updateStream(s.name, func(p *persistedStream) {
 		p.Dirty, p.TargetRevision, p.Revision, p.Snapshot = true, job.revision, "", ""
 	}); err != nil {
@@ -244,7 +255,8 @@ func (s *stream) runUnpack(ctx context.Context, job *unpackJob) error {
 		Hook: func(p patch.Point, _ string) error {
 			return s.d.hook("patch:" + string(p))
 		},
-		Logger: log,
+		Logger:  log,
+		Current: current,
 	}
 	plan, err := patch.Prepare(ctx, mountDir, m, opts)
 	if err != nil {
@@ -273,11 +285,21 @@ func (s *stream) runUnpack(ctx context.Context, job *unpackJob) error {
 		log.Info("volume made bootable", "written", report.Written, "entries", len(report.Entries))
 	}
 	s.setJobPhase(job, wire.StateSyncing)
+	// The manifest of the revision is stored (durably, while the volume
+	// syncs) before the stream is recorded clean at it.
+	stored := make(chan error, 1)
+	go func() { stored <- s.d.storeCurrentManifest(s.volumeID, rawManifest) }()
 	if err := syncFS(mountDir); err != nil {
+		<-stored
 		return err
 	}
 	if err := syncDevice(layout.Disk); err != nil {
+		<-stored
 		return err
+	}
+	if err := <-stored; err != nil {
+		// Only the next unpack's speed depends on it: it scans in full.
+		log.Warn("the next unpack will scan the whole volume", "err", err)
 	}
 	if err := s.d.hook(HookBootable); err != nil {
 		return err
@@ -292,7 +314,7 @@ func (s *stream) runUnpack(ctx context.Context, job *unpackJob) error {
 	}
 	log.Info("unpacked", "created", res.Created, "updated", res.Updated, "deleted", res.Deleted, "unchanged", res.Unchanged,
 		"objects_fetched", res.ObjectsFetched, "bytes_fetched", res.BytesFetched, "objects_missing", len(missing),
-		"bytes_written", res.BytesWritten, "duration", time.Since(job.started))
+		"bytes_written", res.BytesWritten, "trusted_current", res.TrustedCurrent, "duration", time.Since(job.started))
 	return nil
 }
 
@@ -323,6 +345,11 @@ func (s *stream) finishJob(job *unpackJob, err error, prevState wire.StreamState
 		s.d.metrics.unpacksDone.WithLabelValues("ok").Inc()
 		s.d.metrics.bytesWritten.Add(float64(res.BytesWritten))
 		s.d.metrics.unpackSeconds.Observe(time.Since(job.started).Seconds())
+		scan := "full"
+		if res.TrustedCurrent {
+			scan = "trusted"
+		}
+		s.d.metrics.unpackScans.WithLabelValues(scan).Inc()
 	case rec.Dirty:
 		s.lastErr = err.Error()
 		s.setStateWithLock(wire.StateDirty)
