@@ -122,13 +122,16 @@ type Options struct {
 	// the one the last successful Apply of this root made it equal to, with
 	// nothing written to the root since (the caller vouches for that, e.g. a
 	// daemon that recorded the volume clean at that revision). Prepare then
-	// does not scan the whole tree: it diffs Current with the manifest and
-	// checks on disk (statx, never following a symlink) only the entries
-	// the patch changes, deletes, links to or takes content from, the paths
-	// it creates and the directories whose entries change: type, mode,
-	// owner, size, mtime, link count, device numbers, no inode flags, and
-	// that hard links share their inode. On any difference it logs why and
-	// scans the whole tree as without Current (Result.CurrentNotTrusted).
+	// does not scan the whole tree: it diffs Current with the manifest, and
+	// the entries the patch changes, deletes, links to or takes content
+	// from, the paths it creates and the directories whose entries change
+	// are checked on disk (statx, never following a symlink; while Apply
+	// fetches, and before it changes anything): type, mode, owner, size,
+	// mtime, link count, device numbers, no inode flags, hard links sharing
+	// their inode, and the content of files stashed by link. On any
+	// difference the engine logs why and scans the whole tree as without
+	// Current (Result.CurrentNotTrusted); Apply then also fetches what that
+	// scan finds missing beyond Missing.
 	// Content is still reused by digest from wherever Current has it.
 	// A trusted patch leaves the stat cache as it was: its records of the
 	// entries the patch changed no longer match their stat, so a later scan
@@ -178,7 +181,8 @@ func Prepare(ctx context.Context, root string, m *manifest.Manifest, opts Option
 }
 
 // Missing lists the objects Apply must fetch: those the manifest needs that
-// are neither on the volume nor already staged.
+// are neither on the volume nor already staged. (When Options.Current turns
+// out not to be trustworthy, Apply fetches what else its scan finds missing.)
 func (p *Plan) Missing() []objects.Want { return p.impl.missingObjects() }
 
 // Apply fetches the missing objects from src (which may be nil when Missing

@@ -24,52 +24,49 @@ func (p *plan) apply(ctx context.Context, src objects.Source) (res Result, err e
 	p.used = true
 	defer p.release()
 	treeChanged := false
+	rootMtime := p.cur.Entries[0].MtimeNs // as found
 	defer func() {
 		// A failure before the tree changed leaves the root as it was found
 		// (unless the caller wants the verified objects kept for a retry).
 		if err != nil && !treeChanged && !p.opts.KeepStaged {
 			if rerr := p.stage.remove(); rerr != nil {
 				p.log.Warn("could not remove the staging directory", "root", p.t.root, "err", rerr)
-			} else if rerr := setMtime(p.t.rootfd, ".", p.cur.Entries[0].MtimeNs); rerr != nil {
+			} else if rerr := setMtime(p.t.rootfd, ".", rootMtime); rerr != nil {
 				p.log.Warn("could not restore the root's mtime", "root", p.t.root, "err", rerr)
 			}
 		}
 	}()
 	defer func() { res.Duration = time.Since(p.start) }()
 	root := p.t.root
-	// First, as nothing below could change a flagged entry (or its
-	// directory); the exact revision has no inode flags anyway.
-	if err := p.clearFlags(); err != nil {
+	touched := map[string]bool{} // directories whose entries changed
+	if err := p.prepareStaging(touched); err != nil {
 		return res, err
 	}
-
-	touched := map[string]bool{} // directories whose entries changed
-	needStaging := len(p.stashes) > 0 || len(p.missing) > 0 || p.leftovers > 0
-	for i := range p.acts {
-		if k := p.acts[i].kind; k == actCreate || k == actLink {
-			needStaging = true
-		}
-	}
-	if needStaging {
-		if err := p.stage.ensure(); err != nil {
-			return res, fmt.Errorf("patch %s: %w", root, err)
-		}
-		touched[manifest.RootPath] = true
-	}
-
-	// Stash the content of files that are going away but needed elsewhere.
-	for _, s := range p.stashes {
-		if err := p.stage.stash(s.path, s.digest); err != nil {
-			return res, fmt.Errorf("patch %s: %w", root, err)
-		}
-		res.ObjectsReused++
-		if err := p.hook(PointStaged, s.path); err != nil {
+	fetchStart := time.Now()
+	if p.trusted {
+		// The checks of the entries the patch touches run while the
+		// objects arrive; nothing in the tree changes before they passed.
+		if err := p.fetch(ctx, src, &res); err != nil {
 			return res, err
 		}
+		if err := p.awaitChecks(); err != nil {
+			p.distrust(err)
+			if err := p.scanAndDiff(ctx); err != nil {
+				return res, fmt.Errorf("patch %s: %w", root, err)
+			}
+			if err := p.prepareStaging(touched); err != nil {
+				return res, err
+			}
+		}
 	}
+	if err := p.stashAll(&res); err != nil {
+		return res, err
+	}
+	// All objects, or those a scan after all found missing too.
 	if err := p.fetch(ctx, src, &res); err != nil {
 		return res, err
 	}
+	fetchTime := time.Since(fetchStart)
 	if err := p.hook(PointFetched, ""); err != nil {
 		return res, err
 	}
@@ -83,6 +80,7 @@ func (p *plan) apply(ctx context.Context, src objects.Source) (res Result, err e
 	p.prog.phase(PhaseUpdating, len(p.other)+len(p.deletes)+len(p.want.Entries)+len(p.metas), totalBytes)
 
 	treeChanged = true
+	updateStart := time.Now()
 	if err := p.deleteOther(touched); err != nil {
 		return res, err
 	}
@@ -102,6 +100,8 @@ func (p *plan) apply(ctx context.Context, src objects.Source) (res Result, err e
 		return res, err
 	}
 
+	updateTime := time.Since(updateStart)
+	syncStart := time.Now()
 	p.prog.phase(PhaseSyncing, 0, 0)
 	// The tree is final: record its stat cache while the file system syncs
 	// (stat'ing is CPU work, syncing waits for the device).
@@ -121,6 +121,7 @@ func (p *plan) apply(ctx context.Context, src objects.Source) (res Result, err e
 	if syncErr != nil {
 		return res, fmt.Errorf("patch %s: sync file system: %w", root, syncErr)
 	}
+	syncTime := time.Since(syncStart)
 	if err := p.hook(PointSynced, ""); err != nil {
 		return res, err
 	}
@@ -141,12 +142,63 @@ func (p *plan) apply(ctx context.Context, src objects.Source) (res Result, err e
 	p.log.Info("patched", "root", root, "created", res.Created, "updated", res.Updated,
 		"deleted", res.Deleted, "unchanged", res.Unchanged, "bytes_written", res.BytesWritten,
 		"objects_fetched", res.ObjectsFetched, "bytes_fetched", res.BytesFetched,
-		"objects_reused", res.ObjectsReused, "trusted_current", res.TrustedCurrent, "elapsed", time.Since(p.start))
+		"objects_reused", res.ObjectsReused, "trusted_current", res.TrustedCurrent,
+		"prepare", p.prepared.Sub(p.start), "fetch", fetchTime, "update", updateTime, "sync", syncTime, "elapsed", time.Since(p.start))
 	return res, nil
 }
 
-// fetch obtains the missing objects from src into staging.
+// prepareStaging clears inode flags the scan found (first, as nothing
+// below could change a flagged entry or its directory; the exact revision
+// has no inode flags anyway) and creates the staging directory when the
+// plan needs it.
+func (p *plan) prepareStaging(touched map[string]bool) error {
+	if err := p.clearFlags(); err != nil {
+		return err
+	}
+	p.flagged = nil
+	needStaging := len(p.stashes) > 0 || len(p.missing) > 0 || p.leftovers > 0
+	for i := range p.acts {
+		if k := p.acts[i].kind; k == actCreate || k == actLink {
+			needStaging = true
+		}
+	}
+	if needStaging {
+		if err := p.stage.ensure(); err != nil {
+			return fmt.Errorf("patch %s: %w", p.t.root, err)
+		}
+		touched[manifest.RootPath] = true
+	}
+	return nil
+}
+
+// stashAll keeps the content of files that are going away but needed
+// elsewhere, as staged objects.
+func (p *plan) stashAll(res *Result) error {
+	for _, s := range p.stashes {
+		if p.stage.has(s.digest) {
+			continue
+		}
+		if err := p.stage.stash(s.path, s.digest); err != nil {
+			return fmt.Errorf("patch %s: %w", p.t.root, err)
+		}
+		res.ObjectsReused++
+		if err := p.hook(PointStaged, s.path); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fetch obtains the missing objects from src into staging: those not
+// staged yet (a trusted patch that scans after all fetches twice).
 func (p *plan) fetch(ctx context.Context, src objects.Source, res *Result) error {
+	var missing []objects.Want
+	for _, w := range p.missing {
+		if !p.stage.has(w.Digest) {
+			missing = append(missing, w)
+		}
+	}
+	p.missing = missing
 	if len(p.missing) == 0 {
 		return nil
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -179,7 +180,7 @@ func BenchmarkIncrementalUnpack(b *testing.B) {
 		var prepareT time.Duration
 		trusted := timed(b, func() {
 			prepareT = timed(b, func() {
-				plan, err = Prepare(ctx, fsT0.mnt, mSec, Options{AllowDevices: true, StatCachePath: cacheT, Current: mBase})
+				plan, err = Prepare(ctx, fsT0.mnt, mSec, Options{AllowDevices: true, StatCachePath: cacheT, Current: mBase, Logger: benchLogger(b)})
 			})
 			if err == nil {
 				resT, err = plan.Apply(ctx, manifest.DirectorySource(security, mSec))
@@ -253,4 +254,17 @@ func BenchmarkSHA256SingleCore(b *testing.B) {
 	for range b.N {
 		sha256.Sum256(buf)
 	}
+}
+
+// benchLogger sends the engine's summary (with its phase timings) to the
+// benchmark's log, shown with -v.
+func benchLogger(b *testing.B) *slog.Logger {
+	return slog.New(slog.NewTextHandler(benchLogWriter{b}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+type benchLogWriter struct{ b *testing.B }
+
+func (w benchLogWriter) Write(p []byte) (int, error) {
+	w.b.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
 }

@@ -87,8 +87,14 @@ type plan struct {
 	trusted  bool
 	fallback string
 	nlinks   map[string]int // names per inode of Current (trusted plans)
-	used     bool
-	hookMu   sync.Mutex // sources may put objects concurrently
+	prepared time.Time      // end of Prepare
+	// checks delivers the verdict of a trusted plan's checks (see
+	// trustCurrent); Apply waits for it before changing the tree.
+	checks     chan error
+	checksDone bool
+	checkErr   error
+	used       bool
+	hookMu     sync.Mutex // sources may put objects concurrently
 }
 
 func prepare(ctx context.Context, root string, m *manifest.Manifest, opts Options) (*Plan, error) {
@@ -117,6 +123,7 @@ func prepare(ctx context.Context, root string, m *manifest.Manifest, opts Option
 		p.release()
 		return nil, err
 	}
+	p.prepared = time.Now()
 	log.Debug("patch planned", "root", root, "trusted_current", p.trusted, "entries", len(m.Entries), "deletes", len(p.deletes),
 		"missing_objects", len(p.missing), "staged_leftovers", p.leftovers, "elapsed", time.Since(start))
 	return &Plan{impl: p}, nil
@@ -145,6 +152,7 @@ func checkManifest(m *manifest.Manifest, opts Options) error {
 }
 
 func (p *plan) release() {
+	p.awaitChecks() // they use the root's descriptor
 	p.stage.close()
 	p.t.close()
 }
@@ -172,10 +180,10 @@ func (p *plan) plan(ctx context.Context) error {
 	p.leftovers = n
 	if p.opts.Current != nil {
 		start := time.Now()
-		p.nlinks = countLinks(p.opts.Current)
-		err := p.trustCurrent()
+		checks, err := p.trustCurrent()
 		if err == nil {
 			p.trusted = true
+			p.startChecks(checks)
 			p.log.Info("trusting the current manifest: tree not scanned", "root", p.t.root,
 				"deletes", len(p.deletes), "metadata_updates", len(p.metas), "elapsed", time.Since(start))
 			return nil
@@ -183,10 +191,21 @@ func (p *plan) plan(ctx context.Context) error {
 		if cerr := ctx.Err(); cerr != nil {
 			return cerr
 		}
-		p.fallback = err.Error()
-		p.log.Warn("the root is not as the current manifest says: scanning the whole tree", "root", p.t.root, "reason", err)
-		p.reset()
+		p.distrust(err)
 	}
+	return p.scanAndDiff(ctx)
+}
+
+// distrust drops a plan made from Options.Current, for the reason err.
+func (p *plan) distrust(err error) {
+	p.trusted = false
+	p.fallback = err.Error()
+	p.log.Warn("the root is not as the current manifest says: scanning the whole tree", "root", p.t.root, "reason", err)
+	p.reset()
+}
+
+func (p *plan) scanAndDiff(ctx context.Context) error {
+	p.prog.phase(PhaseScanning, 0, 0)
 	if err := p.scan(ctx); err != nil {
 		return err
 	}

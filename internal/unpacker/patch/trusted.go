@@ -19,29 +19,51 @@ import (
 var errNotAsRecorded = errors.New("not as the current manifest records it")
 
 // trustCurrent takes Options.Current as the root's content instead of
-// scanning the whole tree: the diff is computed against it, then every entry
-// the patch will change, delete, read content from or link to, every path it
-// will create and every directory whose entries change is checked on disk.
-// It returns nil when the plan may be applied as it is, or why not (the
-// caller then scans the tree). Nothing is modified.
-func (p *plan) trustCurrent() error {
+// scanning the whole tree: the diff is computed against it and the root
+// directory checked; it returns the checks of every entry the patch will
+// change, delete, read content from or link to, every path it will create
+// and every directory whose entries change, which must pass before the
+// tree is changed (they run while the objects are fetched). An error says
+// why Current cannot be trusted (the caller then scans the tree). Nothing
+// is modified.
+func (p *plan) trustCurrent() (checks func() error, err error) {
 	cur := p.opts.Current
 	if err := cur.Validate(); err != nil {
-		return fmt.Errorf("current manifest is invalid: %w", err)
+		return nil, fmt.Errorf("current manifest is invalid: %w", err)
 	}
 	if cur.Kind != manifest.KindTree {
-		return fmt.Errorf("current manifest is a raw image, not a file tree")
+		return nil, fmt.Errorf("current manifest is a raw image, not a file tree")
 	}
 	if cur.Lookup(StagingDir) >= 0 {
-		return fmt.Errorf("current manifest names the staging directory %q", StagingDir)
+		return nil, fmt.Errorf("current manifest names the staging directory %q", StagingDir)
 	}
 	p.cur, p.other, p.flagged = cur, nil, nil
+	p.nlinks = countLinks(cur)
 	p.diff()
-	return p.checkTouched()
+	// The root first and now: Apply creates the staging directory in it
+	// before the other checks are done.
+	if err := p.checkEntry(p.t, manifest.RootPath); err != nil {
+		return nil, err
+	}
+	paths, absent := p.touchedPaths()
+	return func() error {
+		if err := p.checkParallel(paths, absent); err != nil {
+			return err
+		}
+		// A stashed file becomes the object by a link, unread: its content
+		// is verified here (copies are verified as they are made).
+		for _, s := range p.stashes {
+			if err := p.verifyContent(s.path, s.digest); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, nil
 }
 
-// checkTouched verifies the entries the plan touches (see trustCurrent).
-func (p *plan) checkTouched() error {
+// touchedPaths lists the current paths the plan touches (except the root)
+// and the paths it creates where Current has nothing (see trustCurrent).
+func (p *plan) touchedPaths() (paths, absent []string) {
 	cur, want := p.cur, p.want
 	deleted := make(map[string]bool, len(p.deletes))
 	check := map[string]bool{} // current paths whose state must be as recorded
@@ -53,7 +75,6 @@ func (p *plan) checkTouched() error {
 		dir, _ := splitPath(c.Path)
 		dirs[dir] = true
 	}
-	var absent []string // paths that must not exist yet
 	for i := range want.Entries {
 		w, a := &want.Entries[i], &p.acts[i]
 		switch a.kind {
@@ -89,30 +110,39 @@ func (p *plan) checkTouched() error {
 	for _, m := range p.metas {
 		check[m.path] = true
 	}
-	dirs[manifest.RootPath] = true // the staging directory comes and goes
 	for d := range dirs {
 		if cur.Lookup(d) >= 0 && !deleted[d] {
 			check[d] = true
 		}
 	}
-	paths := make([]string, 0, len(check))
+	delete(check, manifest.RootPath) // checked already
+	paths = make([]string, 0, len(check))
 	for path := range check {
 		paths = append(paths, path)
 	}
 	// Sorted, so that neighbours share directories and inode table blocks.
 	slices.Sort(paths)
 	slices.Sort(absent)
-	if err := p.checkParallel(paths, absent); err != nil {
-		return err
+	return paths, absent
+}
+
+// startChecks runs the checks of a trusted plan in the background.
+func (p *plan) startChecks(checks func() error) {
+	p.checks = make(chan error, 1)
+	go func() { p.checks <- checks() }()
+}
+
+// awaitChecks waits for the checks of a trusted plan and returns their
+// verdict; nil for a plan made from a scan.
+func (p *plan) awaitChecks() error {
+	if p.checks == nil {
+		return nil
 	}
-	// A stashed file becomes the object by a link, unread: its content is
-	// verified here (copies are verified as they are made).
-	for _, s := range p.stashes {
-		if err := p.verifyContent(s.path, s.digest); err != nil {
-			return err
-		}
+	if !p.checksDone {
+		p.checkErr = <-p.checks
+		p.checksDone = true
 	}
-	return nil
+	return p.checkErr
 }
 
 // checkParallel runs checkEntry on every path of check and makes sure
