@@ -51,8 +51,6 @@ func (r *imageStreamResource) ModifyPlan(ctx context.Context, req resource.Modif
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 		return
 	}
-	r.checkPolicyID(ctx, &plan, state, resp)
-
 	base := baseImagePlan{}
 	if plan.BaseImage != nil {
 		base = r.planBaseImage(ctx, &plan, state, req, resp)
@@ -201,18 +199,6 @@ func sameLookup(a, b *baseImageSelectorModel) bool {
 	return a.SSMParameter.Equal(b.SSMParameter) && a.Owners.Equal(b.Owners) && a.Name.Equal(b.Name) &&
 		reflect.DeepEqual(a.Filters, b.Filters) && a.Architecture.Equal(b.Architecture) &&
 		a.IncludeDeprecated.Equal(b.IncludeDeprecated)
-}
-
-// checkPolicyID fails the plan when policy_id names no policy, rather than
-// at the first security update, when the refresh would need it.
-func (r *imageStreamResource) checkPolicyID(ctx context.Context, plan, state *imageStreamModel, resp *resource.ModifyPlanResponse) {
-	id := plan.PolicyID.ValueString()
-	if id == "" || plan.PolicyID.IsUnknown() || (state != nil && state.PolicyID.Equal(plan.PolicyID)) {
-		return
-	}
-	if _, err := r.loadPolicy(ctx, id); err != nil {
-		resp.Diagnostics.AddAttributeError(path.Root("policy_id"), "Cannot read the stream's policy", err.Error())
-	}
 }
 
 // checkStore verifies the content store at plan time: the bucket must exist

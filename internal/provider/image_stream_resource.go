@@ -118,6 +118,15 @@ func (r *imageStreamResource) Update(ctx context.Context, req resource.UpdateReq
 // computed attributes of plan.
 func (r *imageStreamResource) publish(ctx context.Context, plan, prior *imageStreamModel, diags *diag.Diagnostics) {
 	name := plan.Name.ValueString()
+	// The policy is checked here, not at plan: it is often created in the
+	// same apply. A stream never starts with a policy_id that names nothing,
+	// which the refresh would otherwise only notice at the first update.
+	if id := plan.PolicyID.ValueString(); id != "" && (prior == nil || !prior.PolicyID.Equal(plan.PolicyID)) {
+		if _, err := r.loadPolicy(ctx, id); err != nil {
+			diags.AddAttributeError(path.Root("policy_id"), "Cannot read the stream's policy", err.Error())
+			return
+		}
+	}
 	if plan.BaseImage != nil && plan.BaseImageName.IsUnknown() {
 		// Create, or a changed selector: the newest image now.
 		latest, _, err := r.findLatestBaseImage(ctx, plan.BaseImage)

@@ -550,7 +550,8 @@ resource "autoami_image_stream" "app" {
 
 // TestAccImageStream_defaultTagsAndUnknowns: provider default tags do not
 // make a perpetual diff; a bucket and a trigger known only at apply plan an
-// unknown revision instead of a wrong one; a missing policy fails the plan.
+// unknown revision instead of a wrong one; a missing policy fails the apply
+// (not the plan: policies are often created in the same apply).
 func TestAccImageStream_defaultTagsAndUnknowns(t *testing.T) {
 	t.Setenv("AUTOAMI_CACHE_DIR", t.TempDir())
 	dir := t.TempDir()
@@ -610,5 +611,29 @@ resource "autoami_image_stream" "s" {
 				ExpectError: errorText("policy /autoami/policies/does-not-exist does not exist"),
 			},
 		},
+	})
+}
+
+// TestAccImageStream_policyCreatedTogether: a stream may name a policy that
+// the same apply creates (regression: the plan must not require it yet).
+func TestAccImageStream_policyCreatedTogether(t *testing.T) {
+	t.Setenv("AUTOAMI_CACHE_DIR", t.TempDir())
+	dir := t.TempDir()
+	writeTree(t, dir, testStreamFiles())
+	resource.Test(t, resource.TestCase{
+		PreCheck:                 func() { testAccPreCheck(t); createTestBucket(t) },
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{{
+			Config: streamProviderConfig + fmt.Sprintf(`
+resource "autoami_policy" "p" {
+  name = "together"
+}
+resource "autoami_image_stream" "s" {
+  name            = "with/policy"
+  root_filesystem = { directory = %q }
+  policy_id       = autoami_policy.p.id
+}`, dir),
+			Check: resource.TestCheckResourceAttr("autoami_image_stream.s", "policy_id", "/autoami/policies/together"),
+		}},
 	})
 }
