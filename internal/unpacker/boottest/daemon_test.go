@@ -9,20 +9,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/autoami/terraform-provider-autoami/internal/testworld/bootfs"
 	"github.com/autoami/terraform-provider-autoami/internal/testworld/loopdev"
 	"github.com/autoami/terraform-provider-autoami/internal/testworld/qemuboot"
 	"github.com/autoami/terraform-provider-autoami/internal/unpacker/client"
-	"github.com/autoami/terraform-provider-autoami/internal/unpacker/devices"
 	"github.com/autoami/terraform-provider-autoami/internal/unpacker/manifest"
 	"github.com/autoami/terraform-provider-autoami/internal/unpacker/objects"
 	"github.com/autoami/terraform-provider-autoami/internal/unpacker/server"
@@ -216,7 +212,7 @@ func startDaemon(t *testing.T) *daemonRun {
 				t.Logf("daemon log:\n%s", b)
 			}
 		}
-		cleanupDaemonState(t, stateDir, localDir)
+		loopdev.CleanupDaemon(t, stateDir, localDir)
 	})
 	d := &daemonRun{cert: client.Config{Certificate: ca.ClientCertificate(t, "provider"), RetryMax: 2, RetryWaitMax: 200 * time.Millisecond}}
 	lines := bufio.NewScanner(pr)
@@ -250,23 +246,4 @@ func (d *daemonRun) client(t *testing.T) *client.Client {
 		t.Fatal(err)
 	}
 	return c
-}
-
-// cleanupDaemonState unmounts what the daemon left mounted and detaches the
-// loop devices of its volume files, by name.
-func cleanupDaemonState(t *testing.T, stateDir, localDir string) {
-	mounts, _ := filepath.Glob(filepath.Join(stateDir, "mnt", "*"))
-	for _, m := range mounts {
-		for unix.Unmount(m, 0) == nil {
-		}
-	}
-	files, _ := filepath.Glob(filepath.Join(localDir, "*.img"))
-	for _, f := range files {
-		loops, _ := devices.LoopsOf(context.Background(), f)
-		for _, l := range loops {
-			if out, err := exec.Command("losetup", "-d", l).CombinedOutput(); err != nil {
-				t.Errorf("cleanup: losetup -d %s: %v: %s", l, err, out)
-			}
-		}
-	}
 }

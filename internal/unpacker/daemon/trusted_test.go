@@ -15,8 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/autoami/terraform-provider-autoami/internal/testworld/loopdev"
 	"github.com/autoami/terraform-provider-autoami/internal/unpacker/devices"
 	"github.com/autoami/terraform-provider-autoami/internal/unpacker/manifest"
 	"github.com/autoami/terraform-provider-autoami/internal/unpacker/volume"
@@ -176,22 +175,8 @@ func TestUnpackTrustsStoredManifestOfCleanStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		mounts, _ := filepath.Glob(filepath.Join(stateDir, "mnt", "*"))
-		for _, m := range mounts {
-			for unix.Unmount(m, 0) == nil {
-			}
-		}
-		files, _ := filepath.Glob(filepath.Join(localDir, "*"))
-		for _, f := range files {
-			loops, _ := devices.LoopsOf(context.Background(), f)
-			for _, l := range loops {
-				if out, err := exec.Command("losetup", "-d", l).CombinedOutput(); err != nil {
-					t.Errorf("cleanup: losetup -d %s: %v: %s", l, err, out)
-				}
-			}
-		}
-	})
+	t.Cleanup(func() { loopdev.CleanupDaemon(t, stateDir, localDir) })
+
 	var failDirty atomic.Bool
 	d, err := New(context.Background(), Config{
 		StateDir: stateDir,
