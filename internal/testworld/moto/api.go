@@ -42,6 +42,9 @@ type Options struct {
 	Port int
 	// Pending is how long new resources stay pending; Reset returns to it.
 	Pending Pending
+	// DataDir holds the bytes the world keeps (volumes, snapshots, instance
+	// roots). Empty means a new temporary directory, removed by Stop.
+	DataDir string
 }
 
 // Pending says how long newly made resources stay "pending" before they are
@@ -67,9 +70,13 @@ type Server struct {
 	// Port is the TCP port the server listens on.
 	Port int
 
-	cmd       *exec.Cmd
-	done      chan struct{}
-	scriptDir string
+	// DataDir is the directory of the world's bytes (see Options.DataDir).
+	DataDir string
+
+	cmd         *exec.Cmd
+	done        chan struct{}
+	scriptDir   string
+	ownsDataDir bool
 }
 
 // Start launches the server on 127.0.0.1 and waits until it answers.

@@ -11,6 +11,14 @@ claims coverage that only this harness provides. The list of additions is
 also served at GET /autoami-harness/ and documented in
 internal/testworld/README.md.
 
+Extensions: further behaviour lives in sibling modules (autoami_*.py, listed in
+EXTENSIONS), imported after this module's own patches. They import this module
+as `autoami_moto` (the same module object, also when it runs as __main__) and
+use its hooks: ADDITIONS (append a line per addition), RESET_HOOKS (called on
+POST /moto-api/reset), CONTROL_ROUTES ((method, path) -> handler(environ) ->
+(status, body)), STOP_HOOKS (called when the server exits) and DATA_DIR (the
+directory for bytes the world keeps: volumes, snapshots, instance roots).
+
 Control endpoint (JSON over HTTP, for tests; reset by POST /moto-api/reset):
   GET  /autoami-harness/          knobs in force and the list of additions
   POST /autoami-harness/pending   {"image": s, "imageCopy": s, "snapshot": s,
@@ -59,6 +67,35 @@ from moto.moto_server.werkzeug_app import (
     create_backend_app,
 )
 from werkzeug.serving import run_simple
+
+# Extensions import this module by name; when it runs as a script that name
+# must resolve to this very module, not to a second copy of it.
+sys.modules.setdefault("autoami_moto", sys.modules[__name__])
+
+# Sibling modules imported after this module's patches (see the docstring).
+EXTENSIONS = []
+
+# Hooks for extensions (see the docstring).
+RESET_HOOKS = []
+STOP_HOOKS = []
+CONTROL_ROUTES = {}
+
+# Directory for the bytes the world keeps; set by main (--data-dir).
+DATA_DIR = None
+
+
+def data_path(account, region, kind, name=""):
+    """Where the world keeps bytes: DATA_DIR/<account>/<region>/<kind>/<name>.
+
+    kinds: "volumes" (<vol-id>.img, sparse, the volume's size), "snapshots"
+    (<snap-id>.img, immutable once completed), "instances" (<instance-id>/,
+    with root/ for the files user-data writes, devices/ for the daemon's
+    --local-devices: hard links of the attached volumes' files, console.log).
+    """
+    import os
+
+    path = os.path.join(DATA_DIR, account, region, kind)
+    return os.path.join(path, name) if name else path
 
 ADDITIONS = [
     "RegisterImage: BlockDeviceMappings, Architecture, VirtualizationType, "
@@ -150,6 +187,8 @@ class HarnessApp:
         if path.rstrip("/") == "/moto-api/reset" and method == "POST":
             HARNESS.reset()
             _EBS_CLIENT_TOKENS.clear()
+            for hook in RESET_HOOKS:
+                hook()
         return self.inner(environ, start_response)
 
     @staticmethod
@@ -165,6 +204,9 @@ class HarnessApp:
         return body
 
     def control(self, method, path, environ):
+        route = CONTROL_ROUTES.get((method, path))
+        if route is not None:
+            return route(environ)
         if path == "/autoami-harness/" and method == "GET":
             return "200 OK", {"pending": HARNESS.pending, "additions": ADDITIONS}
         if path == "/autoami-harness/pending" and method == "POST":
@@ -1453,14 +1495,24 @@ def main(argv=None):
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, required=True)
     parser.add_argument("--pending", default="{}", help='JSON {"image": s, "imageCopy": s, ...}')
+    parser.add_argument("--data-dir", required=True, help="directory for volumes, snapshots and instance roots")
     args = parser.parse_args(argv)
 
-    global HARNESS
+    global HARNESS, DATA_DIR
     HARNESS = Harness(json.loads(args.pending))
+    DATA_DIR = args.data_dir
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     app = DomainDispatcherApplication(create_backend_app)
-    run_simple(args.host, args.port, HarnessApp(app), threaded=True)
+    try:
+        run_simple(args.host, args.port, HarnessApp(app), threaded=True)
+    finally:
+        for hook in STOP_HOOKS:
+            hook()
+
+
+for _name in EXTENSIONS:
+    __import__(_name)
 
 
 if __name__ == "__main__":

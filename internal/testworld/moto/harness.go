@@ -4,7 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	_ "embed"
+	"embed"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,11 +16,15 @@ import (
 	"time"
 )
 
-// harnessScript is the Python entry point that patches moto in-process and
-// serves it; it is written to a temporary file for each Start.
+// harnessFiles are the Python entry point (autoami_moto.py) that patches moto
+// in-process and serves it, and its extension modules (autoami_*.py); they
+// are written to a temporary directory for each Start.
 //
-//go:embed autoami_moto.py
-var harnessScript []byte
+//go:embed *.py
+var harnessFiles embed.FS
+
+// harnessEntry is the script Start runs; the others are imported by it.
+const harnessEntry = "autoami_moto.py"
 
 // controlPath is the harness's own HTTP endpoint on the moto port.
 const controlPath = "/autoami-harness/"
@@ -30,12 +34,23 @@ func writeScript() (dir, path string, err error) {
 	if err != nil {
 		return "", "", fmt.Errorf("temporary directory for the moto harness: %w", err)
 	}
-	path = filepath.Join(dir, "autoami_moto.py")
-	if err := os.WriteFile(path, harnessScript, 0o644); err != nil {
+	entries, err := harnessFiles.ReadDir(".")
+	if err != nil {
 		os.RemoveAll(dir)
-		return "", "", fmt.Errorf("write moto harness %s: %w", path, err)
+		return "", "", fmt.Errorf("list embedded moto harness: %w", err)
 	}
-	return dir, path, nil
+	for _, e := range entries {
+		data, err := harnessFiles.ReadFile(e.Name())
+		if err != nil {
+			os.RemoveAll(dir)
+			return "", "", fmt.Errorf("read embedded %s: %w", e.Name(), err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, e.Name()), data, 0o644); err != nil {
+			os.RemoveAll(dir)
+			return "", "", fmt.Errorf("write moto harness %s: %w", e.Name(), err)
+		}
+	}
+	return dir, filepath.Join(dir, harnessEntry), nil
 }
 
 // findPython picks the interpreter that has moto: Options.Python, else the

@@ -49,7 +49,24 @@ func start(ctx context.Context, opts Options) (*Server, error) {
 		os.RemoveAll(scriptDir)
 		return nil, err
 	}
-	cmd := exec.Command(python, script, "-H", "127.0.0.1", "-p", strconv.Itoa(port), "--pending", pending)
+	dataDir, ownsDataDir := opts.DataDir, false
+	if dataDir == "" {
+		if dataDir, err = os.MkdirTemp("", "autoami-world-"); err != nil {
+			os.RemoveAll(scriptDir)
+			return nil, fmt.Errorf("data directory for the local AWS: %w", err)
+		}
+		ownsDataDir = true
+	} else if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		os.RemoveAll(scriptDir)
+		return nil, fmt.Errorf("data directory for the local AWS: %w", err)
+	}
+	cleanupDirs := func() {
+		os.RemoveAll(scriptDir)
+		if ownsDataDir {
+			os.RemoveAll(dataDir)
+		}
+	}
+	cmd := exec.Command(python, script, "-H", "127.0.0.1", "-p", strconv.Itoa(port), "--pending", pending, "--data-dir", dataDir)
 	// Its own process group, so Stop reaches the server's children too.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	// MOTO_ACCOUNT_ID would override AssumeRole accounts (research/moto.md).
@@ -57,17 +74,18 @@ func start(ctx context.Context, opts Options) (*Server, error) {
 	if opts.LogPath != "" {
 		logFile, err := os.OpenFile(opts.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
-			os.RemoveAll(scriptDir)
+			cleanupDirs()
 			return nil, fmt.Errorf("open moto log %s: %w", opts.LogPath, err)
 		}
 		defer logFile.Close()
 		cmd.Stdout, cmd.Stderr = logFile, logFile
 	}
 	if err := cmd.Start(); err != nil {
-		os.RemoveAll(scriptDir)
+		cleanupDirs()
 		return nil, fmt.Errorf("start %s %s: %w", python, script, err)
 	}
-	s := &Server{URL: fmt.Sprintf("http://127.0.0.1:%d", port), Port: port, cmd: cmd, done: make(chan struct{}), scriptDir: scriptDir}
+	s := &Server{URL: fmt.Sprintf("http://127.0.0.1:%d", port), Port: port, cmd: cmd, done: make(chan struct{}), scriptDir: scriptDir,
+		DataDir: dataDir, ownsDataDir: ownsDataDir}
 	go func() { _ = cmd.Wait(); close(s.done) }()
 	if err := s.waitReady(ctx); err != nil {
 		_ = s.stop()
@@ -118,7 +136,12 @@ func (s *Server) reset(ctx context.Context) error {
 }
 
 func (s *Server) stop() error {
-	defer os.RemoveAll(s.scriptDir)
+	defer func() {
+		os.RemoveAll(s.scriptDir)
+		if s.ownsDataDir {
+			os.RemoveAll(s.DataDir)
+		}
+	}()
 	pid := s.cmd.Process.Pid
 	_ = syscall.Kill(-pid, syscall.SIGTERM)
 	select {
