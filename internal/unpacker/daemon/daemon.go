@@ -82,7 +82,7 @@ func newDaemon(ctx context.Context, cfg Config) (*Daemon, error) {
 		log:     cfg.Logger,
 		store:   store,
 		volumes: cfg.Volumes,
-		fetcher: objects.NewHTTPFetcher(objects.FetcherOptions{HTTPClient: cfg.HTTPClient}),
+		fetcher: objects.NewHTTPFetcher(objects.FetcherOptions{HTTPClient: cfg.HTTPClient, Logger: cfg.Logger}),
 		started: time.Now(),
 		devices: map[string]*deviceEntry{},
 		streams: map[string]*stream{},

@@ -4,12 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
-	"time"
 
-	"github.com/hashicorp/go-retryablehttp"
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/autoami/terraform-provider-autoami/internal/unpacker/manifest"
@@ -28,31 +24,10 @@ var zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
 // canonical serialization (what it parsed: Unmarshal accepts nothing else).
 func (d *daemon) fetchManifest(ctx context.Context, rawURL, revision string) (*manifest.Manifest, []byte, error) {
 	where := redactURL(rawURL)
-	c := retryablehttp.NewClient()
-	c.HTTPClient = d.cfg.HTTPClient
-	c.Logger = nil // the query of a presigned URL is a credential
-	c.RetryMax = 5
-	c.RetryWaitMin, c.RetryWaitMax = 200*time.Millisecond, 5*time.Second
-	c.ErrorHandler = retryablehttp.PassthroughErrorHandler
-	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	// The same downloader, and so the same retries, as the objects.
+	b, err := d.fetcher.GetBytes(ctx, rawURL, maxManifestBytes)
 	if err != nil {
-		return nil, nil, wire.Errorf(wire.CodeBadRequest, "manifest URL %s of revision %s: %v", where, revision, err)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return nil, nil, fmt.Errorf("fetch manifest of revision %s from %s: %w", revision, where, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return nil, nil, fmt.Errorf("fetch manifest of revision %s from %s: HTTP %s: %q", revision, where, resp.Status, msg)
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxManifestBytes+1))
-	if err != nil {
-		return nil, nil, fmt.Errorf("fetch manifest of revision %s from %s: %w", revision, where, err)
-	}
-	if len(b) > maxManifestBytes {
-		return nil, nil, fmt.Errorf("manifest of revision %s from %s is larger than %d bytes", revision, where, maxManifestBytes)
+		return nil, nil, fmt.Errorf("fetch manifest of revision %s: %w", revision, err)
 	}
 	if bytes.HasPrefix(b, zstdMagic) {
 		dec, err := zstd.NewReader(nil, zstd.WithDecoderMaxMemory(maxManifestBytes))

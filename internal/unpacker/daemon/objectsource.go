@@ -2,7 +2,9 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
 	"sync"
@@ -297,13 +299,15 @@ func (q *urlQueue) fetchOne(ctx context.Context, w objects.Want, url string, sin
 }
 
 // urlRefused recognises the fetcher's error for a URL the store refused
-// (the fetcher reports statuses as "HTTP 403 Forbidden").
+// (HTTP 400, 401 or 403: expired, revoked or badly signed).
 func urlRefused(err error) bool {
-	msg := err.Error()
-	for _, s := range []string{"HTTP 400 ", "HTTP 401 ", "HTTP 403 "} {
-		if strings.Contains(msg, s) {
-			return true
-		}
+	var se *objects.StatusError
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.StatusCode {
+	case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden:
+		return true
 	}
 	return false
 }

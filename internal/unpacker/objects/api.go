@@ -16,7 +16,7 @@
 //
 // LocalStore keeps objects in a directory (the provider's cache, tests, the
 // engine's staging area); HTTPFetcher downloads one object from a presigned URL
-// with retries.
+// with retries (one layer of them: see HTTPFetcher).
 package objects
 
 import (
@@ -24,9 +24,9 @@ import (
 	"crypto/sha256"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
-
-	"github.com/hashicorp/go-retryablehttp"
+	"time"
 )
 
 // Digest is the SHA-256 of an object's bytes; it is the object's name.
@@ -130,10 +130,23 @@ func (s *LocalStore) Fetch(ctx context.Context, want []Want, sink Sink) error {
 	return fetchFromStore(ctx, s, want, sink)
 }
 
-// HTTPFetcher downloads objects from (presigned) HTTP(S) URLs, retrying
-// transient failures with backoff, and verifies each one on arrival.
+// HTTPFetcher downloads objects (and other content-store files, such as
+// manifests) from presigned HTTP(S) URLs and verifies each object on
+// arrival. It retries transient failures in one place (go-retryablehttp):
+// transport errors, a body that broke off, 408, 429 and 5xx but 501, with
+// jittered exponential backoff, longer when the server throttles (S3's 503
+// SlowDown, 429), and the pause a Retry-After asks for (up to a minute; a
+// longer one is not retried). A refusal (other 4xx) or wrong content is
+// final. Errors and logs never show a URL's query, a credential.
 type HTTPFetcher struct {
-	client *retryablehttp.Client
+	httpClient *http.Client
+	retryMax   int
+	log        *slog.Logger
+	now        func() time.Time
+	// pause turns the wait the retry policy computed into the one
+	// retryablehttp sleeps: the same in production; tests record it and
+	// sleep not at all.
+	pause func(time.Duration) time.Duration
 }
 
 // FetcherOptions configure NewHTTPFetcher.
@@ -141,19 +154,27 @@ type FetcherOptions struct {
 	// HTTPClient is the underlying client (TLS settings, timeouts); nil means a
 	// pooled client from go-cleanhttp.
 	HTTPClient *http.Client
-	// RetryMax is the number of retries per object; 0 means 5.
+	// RetryMax is the number of retries per download after its first
+	// attempt; 0 means 5, a negative number none.
 	RetryMax int
-	// Logger receives retry messages; nil discards them.
-	Logger retryablehttp.LeveledLogger
+	// Logger receives a line per retry; nil discards them.
+	Logger *slog.Logger
 }
 
 // NewHTTPFetcher returns a fetcher using opts.
 func NewHTTPFetcher(opts FetcherOptions) *HTTPFetcher { return newHTTPFetcher(opts) }
 
 // Get downloads one object from url into sink. The response body is bounded
-// by want.Size and verified by the sink.
+// by want.Size and verified by the sink. An error response is reported as a
+// *StatusError (wrapped).
 func (f *HTTPFetcher) Get(ctx context.Context, url string, want Want, sink Sink) error {
 	return f.get(ctx, url, want, sink)
+}
+
+// GetBytes downloads the whole body of url, at most limit bytes (a larger
+// body is an error), with the same retries as Get.
+func (f *HTTPFetcher) GetBytes(ctx context.Context, url string, limit int64) ([]byte, error) {
+	return f.getBytes(ctx, url, limit)
 }
 
 // URLSource is a Source fed with presigned URLs in batches: the caller learns

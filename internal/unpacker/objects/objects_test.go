@@ -214,7 +214,9 @@ func TestURLSourceFetchesBatchesAsTheyArrive(t *testing.T) {
 }
 
 func TestHTTPFetcherRejectsWrongContentWithoutLeakingTheURL(t *testing.T) {
+	var requests atomic.Int64
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
 		w.Write([]byte("not the object"))
 	}))
 	defer ts.Close()
@@ -223,6 +225,9 @@ func TestHTTPFetcherRejectsWrongContentWithoutLeakingTheURL(t *testing.T) {
 	err := NewHTTPFetcher(FetcherOptions{RetryMax: 1}).Get(context.Background(), ts.URL+"/o?X-Amz-Signature=s3cr3t", want(good), sink)
 	if !errors.Is(err, ErrMismatch) {
 		t.Fatalf("got %v, want a mismatch", err)
+	}
+	if requests.Load() != 1 {
+		t.Errorf("wrong content requested %d times: another attempt cannot cure it", requests.Load())
 	}
 	if strings.Contains(err.Error(), "s3cr3t") {
 		t.Fatalf("error leaks the signature: %v", err)
