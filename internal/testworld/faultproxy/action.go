@@ -7,10 +7,11 @@ import (
 	"strings"
 )
 
-// serviceOf is the service of a SigV4-signed request, from the credential
-// scope AKID/date/region/service/aws4_request in the Authorization header
-// or, for presigned URLs, the X-Amz-Credential query parameter.
-func serviceOf(r *http.Request) string {
+// credentialScope is the SigV4 credential of r, split at "/":
+// AKID/date/region/service/aws4_request, from the Authorization header or,
+// for presigned URLs, the X-Amz-Credential query parameter; nil if r is not
+// signed with SigV4.
+func credentialScope(r *http.Request) []string {
 	scope := ""
 	if auth := r.Header.Get("Authorization"); auth != "" {
 		if i := strings.Index(auth, "Credential="); i >= 0 {
@@ -23,10 +24,36 @@ func serviceOf(r *http.Request) string {
 		scope = r.URL.Query().Get("X-Amz-Credential")
 	}
 	parts := strings.Split(scope, "/")
-	if len(parts) >= 5 {
-		return parts[3]
+	if len(parts) < 5 {
+		return nil
+	}
+	return parts
+}
+
+// serviceOf is the service r is signed for, "" if unsigned.
+func serviceOf(r *http.Request) string {
+	if scope := credentialScope(r); scope != nil {
+		return scope[3]
 	}
 	return ""
+}
+
+// regionOf is the region r is signed for, "" if unsigned.
+func regionOf(r *http.Request) string {
+	if scope := credentialScope(r); scope != nil {
+		return scope[2]
+	}
+	return ""
+}
+
+// accessKeyOf is the access key ID that signed r: from the SigV4 credential,
+// or from the AWSAccessKeyId query parameter of a SigV2 presigned URL; ""
+// if r is not signed.
+func accessKeyOf(r *http.Request) string {
+	if scope := credentialScope(r); scope != nil {
+		return scope[0]
+	}
+	return r.URL.Query().Get("AWSAccessKeyId")
 }
 
 // actionOf names r's action "service:Operation"; form is r's parsed

@@ -70,6 +70,11 @@ func TestShareHits(t *testing.T) {
 		{Share{First: 1, Fraction: 1.0 / 3}, "10010010"},
 		{Share{Fraction: 1}, "11111111"},
 		{Share{}, "00000000"},
+		{Share{Nth: 3}, "00100000"},
+		{Share{First: 1, Nth: 4}, "10010000"},
+		// Nth does not shift the fraction's pattern.
+		{Share{Fraction: 0.5, Nth: 3}, "01110101"},
+		{Share{First: 2, Nth: 2}, "11000000"},
 	}
 	for _, tc := range cases {
 		var acc float64
@@ -84,5 +89,50 @@ func TestShareHits(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("%+v: %s, want %s", tc.share, got, tc.want)
 		}
+	}
+}
+
+func TestRegionAndAccessKeyOfARequest(t *testing.T) {
+	cases := []struct {
+		r                    *http.Request
+		region, key, service string
+	}{
+		{signed("POST", "/", "ec2"), "us-east-1", "AKID", "ec2"},
+		{func() *http.Request {
+			r := httptest.NewRequest("POST", "/", nil)
+			r.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=ASIAEXAMPLEKEY000001/20260101/eu-west-1/sts/aws4_request, SignedHeaders=host, Signature=x")
+			return r
+		}(), "eu-west-1", "ASIAEXAMPLEKEY000001", "sts"},
+		{httptest.NewRequest("GET", "/b/k?X-Amz-Credential=ASIAPRESIGNED0000001%2F20260101%2Fap-south-1%2Fs3%2Faws4_request&X-Amz-Signature=x", nil), "ap-south-1", "ASIAPRESIGNED0000001", "s3"},
+		{httptest.NewRequest("GET", "/b/k?AWSAccessKeyId=AKIASIGV2&Signature=x", nil), "", "AKIASIGV2", ""},
+		{httptest.NewRequest("POST", "/moto-api/reset", nil), "", "", ""},
+	}
+	for _, tc := range cases {
+		if got := regionOf(tc.r); got != tc.region {
+			t.Errorf("%s: region %q, want %q", tc.r.URL, got, tc.region)
+		}
+		if got := accessKeyOf(tc.r); got != tc.key {
+			t.Errorf("%s: access key %q, want %q", tc.r.URL, got, tc.key)
+		}
+		if got := serviceOf(tc.r); got != tc.service {
+			t.Errorf("%s: service %q, want %q", tc.r.URL, got, tc.service)
+		}
+	}
+}
+
+func TestKeyInAnswer(t *testing.T) {
+	assumeRole := `<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult>
+<Credentials><AccessKeyId>ASIAQWERTYUIOPASDFGH</AccessKeyId><SecretAccessKey>s</SecretAccessKey></Credentials>
+<AssumedRoleUser><AssumedRoleId>AROA:x</AssumedRoleId><Arn>arn:aws:sts::222222222222:assumed-role/autoami-test/x</Arn></AssumedRoleUser>
+</AssumeRoleResult></AssumeRoleResponse>`
+	if key, arn := keyInAnswer([]byte(assumeRole)); key != "ASIAQWERTYUIOPASDFGH" || arn != "arn:aws:sts::222222222222:assumed-role/autoami-test/x" {
+		t.Fatalf("AssumeRole answer: key %q, arn %q", key, arn)
+	}
+	createKey := `<CreateAccessKeyResponse><CreateAccessKeyResult><AccessKey><UserName>u</UserName><AccessKeyId>AKIAUSERKEY000000001</AccessKeyId></AccessKey></CreateAccessKeyResult></CreateAccessKeyResponse>`
+	if key, arn := keyInAnswer([]byte(createKey)); key != "AKIAUSERKEY000000001" || arn != "" {
+		t.Fatalf("CreateAccessKey answer: key %q, arn %q", key, arn)
+	}
+	if key, arn := keyInAnswer([]byte("not xml")); key != "" || arn != "" {
+		t.Fatalf("garbage: key %q, arn %q", key, arn)
 	}
 }

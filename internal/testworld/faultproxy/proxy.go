@@ -25,32 +25,41 @@ var errDropResponse = errors.New("faultproxy: response dropped")
 // ruleState is a Rule with its counters.
 type ruleState struct {
 	Rule
-	matched                    int
-	throttle, dropReq, dropRes float64 // accumulated fractions
+	matched                          int
+	throttle, fail, dropReq, dropRes float64 // accumulated fractions
 }
 
 // hit reports whether the n-th matching call (0-based) is hit by s; acc
-// carries the fraction's remainder so hits are spread evenly.
+// carries the fraction's remainder so hits are spread evenly. The fraction
+// counts every call after the first First, whether Nth hits it or not, so
+// adding an Nth does not shift the fraction's pattern.
 func hit(s Share, n int, acc *float64) bool {
 	if n < s.First {
 		return true
 	}
-	if s.Fraction <= 0 {
-		return false
+	byFraction := false
+	if s.Fraction > 0 {
+		*acc += s.Fraction
+		if *acc >= 1-1e-9 {
+			*acc--
+			byFraction = true
+		}
 	}
-	*acc += s.Fraction
-	if *acc >= 1-1e-9 {
-		*acc--
-		return true
-	}
-	return false
+	return byFraction || (s.Nth > 0 && n+1 == s.Nth)
+}
+
+// call is what rules match a request by.
+type call struct {
+	action, region, account string
 }
 
 // decision is what the proxy does with one call.
 type decision struct {
-	action                              string
+	call
 	latency                             time.Duration
 	throttle, dropRequest, dropResponse bool
+	// fail is the chosen error to answer with, if a rule's Error hit.
+	fail *ErrorReply
 }
 
 type decisionKey struct{}
@@ -60,7 +69,7 @@ func start(target string) (*Proxy, error) {
 	if err != nil || u.Scheme == "" || u.Host == "" {
 		return nil, fmt.Errorf("fault proxy target %q is not an absolute URL", target)
 	}
-	p := &Proxy{target: u, stats: map[string]*Stat{}}
+	p := &Proxy{target: u, stats: map[string]*Stat{}, accounts: map[string]string{}}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(u)
@@ -82,6 +91,10 @@ func start(target string) (*Proxy, error) {
 
 func (p *Proxy) handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isControl(r) {
+			p.serveControl(w, r)
+			return
+		}
 		var form url.Values
 		if r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
 			body, err := io.ReadAll(io.LimitReader(r.Body, maxFormBody))
@@ -93,7 +106,7 @@ func (p *Proxy) handler(next http.Handler) http.Handler {
 			form, _ = url.ParseQuery(string(body))
 			r.Body = io.NopCloser(bytes.NewReader(body))
 		}
-		d := p.decide(actionOf(r, form))
+		d := p.decide(r, actionOf(r, form))
 		if d.latency > 0 {
 			select {
 			case <-time.After(d.latency):
@@ -106,7 +119,10 @@ func (p *Proxy) handler(next http.Handler) http.Handler {
 			hangUp(w)
 			return
 		case d.throttle:
-			throttleReply(w, r, serviceOf(r))
+			writeError(w, r, serviceOf(r), throttleError(r, serviceOf(r)))
+			return
+		case d.fail != nil:
+			writeError(w, r, serviceOf(r), chosenError(*d.fail, d.action))
 			return
 		}
 		counted := &countingReader{r: r.Body}
@@ -118,28 +134,38 @@ func (p *Proxy) handler(next http.Handler) http.Handler {
 	})
 }
 
-// decide picks the faults for one call of action and counts it.
-func (p *Proxy) decide(action string) *decision {
+// decide chooses the faults for r, a call of action, and counts it.
+func (p *Proxy) decide(r *http.Request, action string) *decision {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	d := &decision{action: action}
+	d := &decision{call: call{action: action, region: regionOf(r), account: p.accountOf(r)}}
 	s := p.stat(action)
 	s.Calls++
 	for _, rs := range p.rules {
-		if !matches(rs.Actions, action) {
+		if !rs.matches(d.call) {
 			continue
 		}
 		n := rs.matched
 		rs.matched++
 		d.latency = rs.Latency
+		// Every share sees every matching call, so each one's pattern
+		// stays what its own numbers say, whichever fault wins.
+		dropReq := hit(rs.DropRequest, n, &rs.dropReq)
+		throttle := hit(rs.Throttle, n, &rs.throttle)
+		fail := hit(rs.Error.Share, n, &rs.fail)
+		dropRes := hit(rs.DropResponse, n, &rs.dropRes)
 		switch {
-		case hit(rs.DropRequest, n, &rs.dropReq):
+		case dropReq:
 			d.dropRequest = true
 			s.DroppedRequests++
-		case hit(rs.Throttle, n, &rs.throttle):
+		case throttle:
 			d.throttle = true
 			s.Throttled++
-		case hit(rs.DropResponse, n, &rs.dropRes):
+		case fail:
+			e := rs.Error
+			d.fail = &e
+			s.Errors++
+		case dropRes:
 			d.dropResponse = true
 			s.DroppedResponses++
 		}
@@ -148,12 +174,19 @@ func (p *Proxy) decide(action string) *decision {
 	return d
 }
 
-func matches(patterns []string, action string) bool {
+// matches reports whether c is one of the calls rs is aimed at.
+func (rs *ruleState) matches(c call) bool {
+	return matches(rs.Actions, c.action) && matches(rs.Regions, c.region) && matches(rs.Accounts, c.account)
+}
+
+// matches reports whether value matches one of patterns; no patterns
+// match everything.
+func matches(patterns []string, value string) bool {
 	if len(patterns) == 0 {
 		return true
 	}
 	for _, pat := range patterns {
-		if ok, _ := path.Match(pat, action); ok {
+		if ok, _ := path.Match(pat, value); ok {
 			return true
 		}
 	}
@@ -164,6 +197,11 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	d, _ := resp.Request.Context().Value(decisionKey{}).(*decision)
 	if d == nil {
 		return nil
+	}
+	// Learn the keys of an answer even if it is then dropped: the server
+	// created them either way.
+	if err := p.learnKey(resp, d); err != nil {
+		return fmt.Errorf("read the answer to %s: %w", d.action, err)
 	}
 	if d.dropResponse {
 		_, _ = io.Copy(io.Discard, resp.Body) // the server has acted; finish reading
@@ -212,7 +250,7 @@ func (p *Proxy) setRules(rules []Rule) {
 	defer p.mu.Unlock()
 	p.rules = p.rules[:0]
 	for _, r := range rules {
-		p.rules = append(p.rules, &ruleState{Rule: r})
+		p.rules = append(p.rules, &ruleState{Rule: r.clone()})
 	}
 }
 
@@ -220,6 +258,24 @@ func (p *Proxy) reset() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.rules = nil
+	p.stats = map[string]*Stat{}
+	p.accounts = map[string]string{}
+}
+
+func (p *Proxy) currentRules() []Rule {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]Rule, len(p.rules))
+	for i, rs := range p.rules {
+		out[i] = rs.Rule.clone()
+	}
+	return out
+}
+
+// resetStats zeroes the counters per action, leaving rules and keys.
+func (p *Proxy) resetStats() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.stats = map[string]*Stat{}
 }
 
