@@ -8,7 +8,8 @@
 // With -seed it registers a small vendor image history (see seed.go) so the
 // demo has a base image with a predecessor and a security level to show.
 // With -release NAME it publishes one more vendor image into a running local
-// AWS, as a vendor shipping a security fix would.
+// AWS, as a vendor shipping a security fix would. With -faults FILE the fault
+// proxy starts with the rules of FILE (see faults.go).
 package main
 
 import (
@@ -49,6 +50,10 @@ func main() {
 func run(endpointFile, logPath, region string, seed bool) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	faults, err := loadFaults()
+	if err != nil {
+		return err
+	}
 	world, err := testworld.Start(ctx, moto.Options{LogPath: logPath})
 	if err != nil {
 		return err
@@ -59,6 +64,7 @@ func run(endpointFile, logPath, region string, seed bool) error {
 			return fmt.Errorf("seed demo images: %w", err)
 		}
 	}
+	applyFaults(world, faults) // after seeding, so the seed meets no faults
 	if endpointFile != "" {
 		if err := os.WriteFile(endpointFile, []byte(world.Endpoint+"\n"), 0o644); err != nil {
 			return err
