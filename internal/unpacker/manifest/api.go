@@ -267,7 +267,8 @@ func FromRawImage(ctx context.Context, r io.ReaderAt, size int64) (*Manifest, er
 func DirectorySource(root string, m *Manifest) objects.Source { return newDirectorySource(root, m) }
 
 // TarSource serves the objects of m by reading the tarball at path again (one
-// sequential pass per Fetch).
+// sequential pass per Fetch). A hard-linked file's object is read from the
+// member that carries the data, whichever name of the group m gives it to.
 func TarSource(path string, m *Manifest) objects.Source { return newTarSource(path, m) }
 
 // RawImageSource serves the blocks of a raw image manifest m from r.

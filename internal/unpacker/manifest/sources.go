@@ -124,11 +124,11 @@ func (s *tarSource) Fetch(ctx context.Context, want []objects.Want, sink objects
 		if err != nil {
 			continue
 		}
-		i := lookup(s.m, p)
-		if i < 0 || s.m.Entries[i].Type != TypeRegular {
+		d, ok := memberObject(s.m, p)
+		if !ok {
 			continue
 		}
-		w, ok := pending[s.m.Entries[i].Digest]
+		w, ok := pending[d]
 		if !ok {
 			continue
 		}

@@ -369,3 +369,21 @@ func isSparseMember(hdr *tar.Header) bool {
 	}
 	return false
 }
+
+// memberObject returns the object a tarball member at path p carries, as m
+// describes it. The members of a group of hard links carry the data once, in
+// the member tar met first, the others pointing to it by name; m instead
+// gives the data to the group's canonically first name (resolveHardLinks),
+// which may be one of the link members. So the data member's entry can be a
+// hard link, and then the member carries its target's object. ok is false
+// for a path m lacks or whose entry is not (a link to) a regular file.
+func memberObject(m *Manifest, p string) (d objects.Digest, ok bool) {
+	i := lookup(m, p)
+	if i >= 0 && m.Entries[i].Type == TypeHardLink {
+		i = lookup(m, m.Entries[i].Link)
+	}
+	if i < 0 || m.Entries[i].Type != TypeRegular {
+		return objects.Digest{}, false
+	}
+	return m.Entries[i].Digest, true
+}
