@@ -121,6 +121,36 @@ func Find(ctx context.Context, ec2c EC2API, ssmc SSMAPI, sel Selector) (*Result,
 	return find(ctx, ec2c, ssmc, sel)
 }
 
+// RegionClients are the clients of one region, for FindNamed.
+type RegionClients struct {
+	Region string
+	EC2    EC2API
+	SSM    SSMAPI
+}
+
+// FindNamed returns, for each region, the image called name that sel vouches
+// for there: for an owners selector, the newest image of that exact name
+// among sel's owners (never another account's image of the same name, which
+// anyone can register and make public); for an SSM parameter selector, the
+// image of that name the same parameter, read in that region, names now or
+// named in an earlier version. AMI IDs differ per region, so a stream names
+// its base image by name and resolves the IDs here. A region without such an
+// image is a *MissingError naming the region, the owners (or parameter) and
+// the name.
+func FindNamed(ctx context.Context, sel Selector, name string, regions []RegionClients) (map[string]Image, error) {
+	return findNamed(ctx, sel, name, regions)
+}
+
+// MissingError is FindNamed's answer for a region that has no image of the
+// name from the selector's owners or parameter.
+type MissingError struct {
+	Region string
+	Name   string
+	// Source says whose images were searched: "owned by amazon" or "named
+	// by SSM parameter /x".
+	Source string
+}
+
 // Validate checks a selector's shape without calling AWS (used at plan time).
 func (s Selector) Validate() error { return s.validate() }
 

@@ -173,10 +173,30 @@ func findBySSM(ctx context.Context, ec2c EC2API, ssmc SSMAPI, sel Selector) (*Re
 	return res, nil
 }
 
-// previousFromHistory walks the parameter's versions from newest to oldest
-// and returns the first image, other than current, that still exists (one
+// previousFromHistory returns the newest image, other than current, that an
+// earlier version of the parameter named and that still exists (one
 // DescribeImages for all candidates).
 func previousFromHistory(ctx context.Context, ec2c EC2API, ssmc SSMAPI, name, current string) (*Image, error) {
+	candidates, err := historyImageIDs(ctx, ssmc, name, current)
+	if err != nil {
+		return nil, err
+	}
+	found, err := describeIDs(ctx, ec2c, candidates)
+	if err != nil {
+		return nil, fmt.Errorf("describe the images earlier versions of SSM parameter %s named: %w", name, err)
+	}
+	for _, id := range candidates {
+		if img, ok := found[id]; ok {
+			return &img, nil
+		}
+	}
+	return nil, nil
+}
+
+// historyImageIDs walks the parameter's versions from newest to oldest and
+// returns the AMI IDs they held, other than current, each once, at most
+// maxHistory of them.
+func historyImageIDs(ctx context.Context, ssmc SSMAPI, name, current string) ([]string, error) {
 	var versions []ssmtypes.ParameterHistory
 	pages := ssm.NewGetParameterHistoryPaginator(ssmc, &ssm.GetParameterHistoryInput{Name: aws.String(name)})
 	for pages.HasMorePages() {
@@ -197,27 +217,7 @@ func previousFromHistory(ctx context.Context, ec2c EC2API, ssmc SSMAPI, name, cu
 		seen[id] = true
 		candidates = append(candidates, id)
 	}
-	if len(candidates) == 0 {
-		return nil, nil
-	}
-	out, err := ec2c.DescribeImages(ctx, &ec2.DescribeImagesInput{
-		Filters:           []ec2types.Filter{{Name: aws.String("image-id"), Values: candidates}},
-		IncludeDeprecated: aws.Bool(true),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("describe the images earlier versions of SSM parameter %s named: %w", name, err)
-	}
-	found := map[string]ec2types.Image{}
-	for _, img := range out.Images {
-		found[aws.ToString(img.ImageId)] = img
-	}
-	for _, id := range candidates {
-		if img, ok := found[id]; ok {
-			prev := fromEC2(img)
-			return &prev, nil
-		}
-	}
-	return nil, nil
+	return candidates, nil
 }
 
 // describeOne returns the image, or nil when it does not exist.

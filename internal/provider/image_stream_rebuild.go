@@ -3,11 +3,9 @@ package provider
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
@@ -49,36 +47,37 @@ func (r *imageStreamResource) findLatestBaseImage(ctx context.Context, m *baseIm
 }
 
 // baseImageIDs finds the image called name in each of the selector's
-// regions (default: the home region), owned by the owner of the home
-// region's image.
+// regions (default: the home region), from the selector's owners or its SSM
+// parameter read in that region; see baseimage.FindNamed.
 func (r *imageStreamResource) baseImageIDs(ctx context.Context, m *baseImageSelectorModel, name string) (types.Map, error) {
+	sel, diags := m.selector(ctx)
+	if diags.HasError() {
+		return types.MapNull(types.StringType), fmt.Errorf("base_image: %v", diags)
+	}
 	regions := []string{r.data.clients.HomeRegion()}
 	if !m.Regions.IsNull() && !m.Regions.IsUnknown() {
 		regions = nil
 		m.Regions.ElementsAs(ctx, &regions, false)
 	}
-	ids := map[string]attr.Value{}
+	var clients []baseimage.RegionClients
 	for _, region := range regions {
-		clients, err := r.data.clients.For(ctx, awsclient.Target{RoleARN: m.RoleARN.ValueString(), Region: region})
+		c, err := r.data.clients.For(ctx, awsclient.Target{RoleARN: m.RoleARN.ValueString(), Region: region})
 		if err != nil {
 			return types.MapNull(types.StringType), err
 		}
-		out, err := clients.EC2.DescribeImages(ctx, &ec2.DescribeImagesInput{
-			Filters:           []ec2types.Filter{{Name: aws.String("name"), Values: []string{name}}},
-			IncludeDeprecated: aws.Bool(true),
-		})
-		if err != nil {
-			return types.MapNull(types.StringType), fmt.Errorf("look up base image %q in %s: %w", name, region, err)
-		}
-		if len(out.Images) == 0 {
-			return types.MapNull(types.StringType), fmt.Errorf("base image %q does not exist in %s (AMIs are regional: copy it there, or remove %s from base_image.regions)", name, region, region)
-		}
-		images := make([]baseimage.Image, 0, len(out.Images))
-		for _, img := range out.Images {
-			images = append(images, baseimage.Image{ID: aws.ToString(img.ImageId), Name: aws.ToString(img.Name)})
-		}
-		baseimage.Sort(images)
-		ids[region] = types.StringValue(images[0].ID)
+		clients = append(clients, baseimage.RegionClients{Region: region, EC2: c.EC2, SSM: c.SSM})
+	}
+	images, err := baseimage.FindNamed(ctx, sel, name, clients)
+	var missing *baseimage.MissingError
+	if errors.As(err, &missing) {
+		return types.MapNull(types.StringType), fmt.Errorf("%w (AMIs are regional: copy the image there, or remove %s from base_image.regions)", err, missing.Region)
+	}
+	if err != nil {
+		return types.MapNull(types.StringType), err
+	}
+	ids := map[string]attr.Value{}
+	for region, img := range images {
+		ids[region] = types.StringValue(img.ID)
 	}
 	v, diags := types.MapValue(types.StringType, ids)
 	if diags.HasError() {
