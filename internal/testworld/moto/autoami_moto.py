@@ -73,7 +73,7 @@ from werkzeug.serving import run_simple
 sys.modules.setdefault("autoami_moto", sys.modules[__name__])
 
 # Sibling modules imported after this module's patches (see the docstring).
-EXTENSIONS = []
+EXTENSIONS = ["autoami_fidelity"]
 
 # Hooks for extensions (see the docstring).
 RESET_HOOKS = []
