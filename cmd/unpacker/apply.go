@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -56,6 +57,9 @@ func runApply(ctx context.Context, env *environment, args []string) error {
 			return fmt.Errorf("root %s: not a directory (%v)", root, serr)
 		}
 		res, err = patch.Apply(ctx, root, src.manifest, src.objects, opts)
+	}
+	if errors.Is(err, patch.ErrDevicesNotAllowed) {
+		return fmt.Errorf("%w: nothing was written; pass -allow-devices to create the device nodes of a source you trust", err)
 	}
 	if err != nil {
 		return err

@@ -123,3 +123,48 @@ func TestCommandErrors(t *testing.T) {
 		t.Error("a file was written outside the root")
 	}
 }
+
+// Refusing a source's device nodes, apply says how to allow them; with
+// -allow-devices it creates them.
+func TestApplyDeviceNodesNeedAllowDevices(t *testing.T) {
+	dir := t.TempDir()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, hdr := range []*tar.Header{
+		{Name: "./dev/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "./dev/null", Typeflag: tar.TypeChar, Mode: 0o666, Devmajor: 1, Devminor: 3},
+	} {
+		if err := tw.WriteHeader(hdr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tarball := filepath.Join(dir, "dev.tar")
+	if err := os.WriteFile(tarball, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(dir, "root")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	code, _, stderr := runUnpacker(t, "apply", tarball, root)
+	if code != 1 || !strings.Contains(stderr, `manifest entry "dev/null": character device nodes are not allowed`) ||
+		!strings.Contains(stderr, "pass -allow-devices") {
+		t.Fatalf("apply of a device node: exit %d, stderr %q; want exit 1 naming the entry and -allow-devices", code, stderr)
+	}
+	if entries, _ := os.ReadDir(root); len(entries) != 0 {
+		t.Fatalf("refused apply wrote %v", entries)
+	}
+
+	code, _, stderr = runUnpacker(t, "apply", "-allow-devices", tarball, root)
+	if code != 0 {
+		t.Fatalf("apply -allow-devices: exit %d: %s", code, stderr)
+	}
+	fi, err := os.Lstat(filepath.Join(root, "dev/null"))
+	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		t.Fatalf("dev/null after apply -allow-devices: %v, %v", fi, err)
+	}
+}

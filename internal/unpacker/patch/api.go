@@ -71,6 +71,11 @@ const (
 // ErrInterrupted is wrapped by errors returned because a Hook asked to stop.
 var ErrInterrupted = errors.New("interrupted by hook")
 
+// ErrDevicesNotAllowed is wrapped by the error refusing a manifest with
+// device nodes when Options.AllowDevices is off, so that callers can say how
+// their users allow them.
+var ErrDevicesNotAllowed = errors.New("not trusted with devices")
+
 // Phase names what Apply is doing, for progress reports.
 type Phase string
 

@@ -144,7 +144,7 @@ func checkManifest(m *manifest.Manifest, opts Options) error {
 	if !opts.AllowDevices {
 		for _, e := range m.Entries {
 			if e.Type == manifest.TypeCharDevice || e.Type == manifest.TypeBlockDevice {
-				return fmt.Errorf("manifest entry %q: %s nodes are not allowed from this source (not trusted with devices)", e.Path, e.Type)
+				return fmt.Errorf("manifest entry %q: %s nodes are not allowed from this source (%w)", e.Path, e.Type, ErrDevicesNotAllowed)
 			}
 		}
 	}
