@@ -111,9 +111,9 @@ func (s *stream) restore(ctx context.Context) error {
 	if dev == "" {
 		s.mu.Lock()
 		s.device = ""
-		s.setStateWithLock(wire.StateNoDevice)
+		terr := s.setStateWithLock(wire.StateNoDevice)
 		s.mu.Unlock()
-		return wire.Errorf(wire.CodeUnavailable, "stream %q: volume %s has no device: attach it", s.name, s.volumeID)
+		return errors.Join(wire.Errorf(wire.CodeUnavailable, "stream %q: volume %s has no device: attach it", s.name, s.volumeID), terr)
 	}
 	s.mu.Lock()
 	s.device = dev
@@ -121,9 +121,7 @@ func (s *stream) restore(ctx context.Context) error {
 
 	layout, err := s.findLayout(ctx, dev, rec)
 	if err != nil {
-		s.setError(err)
-		s.setState(wire.StateUnmounted)
-		return err
+		return s.fail(wire.StateUnmounted, err)
 	}
 	rec, _ = s.d.store.stream(s.name) // findLayout may have changed it
 	s.mu.Lock()
@@ -133,7 +131,7 @@ func (s *stream) restore(ctx context.Context) error {
 
 	mounted, err := isMountPoint(s.mountDir)
 	if err != nil {
-		return err
+		return s.fail(wire.StateUnmounted, err)
 	}
 	next := wire.StateMounted
 	switch {
@@ -153,30 +151,30 @@ func (s *stream) restore(ctx context.Context) error {
 			// Frozen before a reboot (which thawed it by unmounting), or
 			// mounted again by someone: no longer prepared for a snapshot.
 			if err := s.d.store.updateStream(s.name, func(p *persistedStream) { p.Snapshot = "" }); err != nil {
-				return err
+				return s.fail(wire.StateUnmounted, err)
 			}
 		}
 		if !mounted {
 			if rec.Dirty {
 				// Re-verify before use: the machine may have died mid-write.
 				if err := checkFS(ctx, layout.Root.Device, layout.Root.Filesystem); err != nil {
-					s.setError(err)
-					s.setState(wire.StateDirty)
-					return err
+					return s.fail(wire.StateDirty, err)
 				}
 			}
 			if err := mountRoot(layout.Root.Device, layout.Root.Filesystem, s.mountDir); err != nil {
-				s.setError(err)
-				s.setState(wire.StateUnmounted)
-				return err
+				return s.fail(wire.StateUnmounted, err)
 			}
 		}
 	}
 	s.mu.Lock()
+	if err := s.setStateWithLock(next); err != nil {
+		s.lastErr = err.Error()
+		s.mu.Unlock()
+		return err
+	}
 	s.revision = rec.Revision
 	s.target = rec.TargetRevision
 	s.lastErr = ""
-	s.setStateWithLock(next)
 	s.mu.Unlock()
 	s.d.log.Info("stream ready", "stream", s.name, "state", next, "revision", rec.Revision, "device", dev, "root", layout.Root.Device)
 	return nil
@@ -223,7 +221,9 @@ func (s *stream) findLayout(ctx context.Context, dev string, rec persistedStream
 	}); err != nil {
 		return nil, err
 	}
-	s.setState(wire.StatePreparingVolume)
+	if err := s.setState(wire.StatePreparingVolume); err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	layout, err := vols.Create(ctx, dev, volume.CreateOptions{
 		RootLabel:    label,

@@ -27,7 +27,7 @@ func TestIdlePoweroff(t *testing.T) {
 		t.Fatal("powered off although requests kept coming")
 	}
 	// A running unpack keeps it up too.
-	busy := &stream{state: wire.StateFetching, changed: make(chan struct{})}
+	busy := &stream{d: d, name: "busy", state: wire.StateFetching, changed: make(chan struct{})}
 	d.mu.Lock()
 	d.streams["busy"] = busy
 	d.mu.Unlock()
@@ -73,7 +73,7 @@ func waitingJob() *unpackJob {
 // caller (waiting for URLs, nothing downloading) does not keep the machine up.
 func TestIdlePoweroffIgnoresUnpackWaitingForURLs(t *testing.T) {
 	d := &daemon{log: slog.New(slog.NewTextHandler(io.Discard, nil)), streams: map[string]*stream{}}
-	d.streams["waiting"] = &stream{state: wire.StateFetching, job: waitingJob(), changed: make(chan struct{})}
+	d.streams["waiting"] = &stream{d: d, name: "waiting", state: wire.StateFetching, job: waitingJob(), changed: make(chan struct{})}
 	var calls atomic.Int64
 	timer := newIdleTimer(d, 200*time.Millisecond, func(context.Context) error { calls.Add(1); return nil })
 	defer timer.stop()
@@ -90,7 +90,7 @@ func TestIdlePoweroffIgnoresUnpackWaitingForURLs(t *testing.T) {
 // machine up; once released, the idle period counts from then.
 func TestIdlePoweroffNotWhileFrozen(t *testing.T) {
 	d := &daemon{log: slog.New(slog.NewTextHandler(io.Discard, nil)), streams: map[string]*stream{}}
-	frozen := &stream{state: wire.StateFrozen, changed: make(chan struct{})}
+	frozen := &stream{d: d, name: "frozen", state: wire.StateFrozen, changed: make(chan struct{})}
 	d.streams["frozen"] = frozen
 	var calls atomic.Int64
 	timer := newIdleTimer(d, 200*time.Millisecond, func(context.Context) error { calls.Add(1); return nil })

@@ -54,7 +54,9 @@ func (d *daemon) prepareForSnapshot(ctx context.Context, req wire.PrepareForSnap
 			_ = d.store.updateStream(s.name, func(p *persistedStream) { p.Snapshot = "" })
 			return err
 		}
-		s.setState(want)
+		if err := s.setState(want); err != nil {
+			return err
+		}
 		d.log.Info("stream prepared for snapshot", "stream", s.name, "revision", rev, "mode", req.Mode)
 		return nil
 	})
@@ -86,7 +88,9 @@ func (d *daemon) release(ctx context.Context, req wire.ReleaseRequest) (wire.Str
 		if err := d.store.updateStream(s.name, func(p *persistedStream) { p.Snapshot = "" }); err != nil {
 			return err
 		}
-		s.setState(wire.StateClean)
+		if err := s.setState(wire.StateClean); err != nil {
+			return err
+		}
 		d.log.Info("stream released", "stream", s.name)
 		return nil
 	})

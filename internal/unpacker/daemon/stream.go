@@ -98,10 +98,21 @@ func (s *stream) stop() {
 	<-s.done
 }
 
-// setStateWithLock changes the state and wakes long-polling readers.
-func (s *stream) setStateWithLock(st wire.StreamState) {
-	s.state = st
+// setStateWithLock changes the state, if the table of transitions allows
+// it, and wakes long-polling readers. A refused change leaves the state as
+// it was and is an error naming the stream and both states.
+func (s *stream) setStateWithLock(to wire.StreamState) error {
+	from := s.state
+	if err := checkTransition(s.name, from, to); err != nil {
+		s.d.log.Error("state transition refused", "stream", s.name, "from", from, "to", to)
+		return err
+	}
+	s.state = to
 	s.notifyWithLock()
+	if from != to {
+		s.d.log.Debug("stream state changed", "stream", s.name, "from", from, "to", to)
+	}
+	return nil
 }
 
 func (s *stream) notifyWithLock() {
@@ -109,10 +120,22 @@ func (s *stream) notifyWithLock() {
 	s.changed = make(chan struct{})
 }
 
-func (s *stream) setState(st wire.StreamState) {
+func (s *stream) setState(st wire.StreamState) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.setStateWithLock(st)
+	return s.setStateWithLock(st)
+}
+
+// fail records err as the stream's last error and changes its state to st;
+// it returns err, joined with the refusal when st may not follow.
+func (s *stream) fail(st wire.StreamState, err error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lastErr = err.Error()
+	if terr := s.setStateWithLock(st); terr != nil {
+		return errors.Join(err, terr)
+	}
+	return err
 }
 
 func (s *stream) setError(err error) {

@@ -110,8 +110,7 @@ func (d *daemon) unpack(ctx context.Context, req wire.UnpackRequest) (wire.Unpac
 		}
 		// StateMounted, StateClean (another revision), StateDirty, or
 		// StateUnmounted with a known layout: start.
-		s.startJobWithLock(req)
-		return nil
+		return s.startJobWithLock(req)
 	})
 	if err != nil {
 		return wire.UnpackStatus{}, err
@@ -128,7 +127,14 @@ var (
 	errShuttingDown       = errors.New("stopped: the daemon is shutting down")
 )
 
-func (s *stream) startJobWithLock(req wire.UnpackRequest) {
+func (s *stream) startJobWithLock(req wire.UnpackRequest) error {
+	prev := struct {
+		state    wire.StreamState
+		revision string
+	}{s.state, s.revision}
+	if err := s.setStateWithLock(wire.StateFetchingManifest); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	job := &unpackJob{
 		revision:    req.Revision,
@@ -143,13 +149,8 @@ func (s *stream) startJobWithLock(req wire.UnpackRequest) {
 		phase:    wire.StateFetchingManifest,
 		started:  time.Now(),
 	}
-	prev := struct {
-		state    wire.StreamState
-		revision string
-	}{s.state, s.revision}
 	s.job = job
 	s.lastErr = ""
-	s.setStateWithLock(wire.StateFetchingManifest)
 	s.d.metrics.unpacksStarted.Inc()
 	go func() {
 		defer close(job.finished)
@@ -160,6 +161,7 @@ func (s *stream) startJobWithLock(req wire.UnpackRequest) {
 		}
 		s.finishJob(job, err, prev.state, prev.revision)
 	}()
+	return nil
 }
 
 // runUnpack does the work of an unpack; see HookManifest … HookClean.
@@ -242,7 +244,9 @@ func (s *stream) runUnpack(ctx context.Context, job *unpackJob) error {
 		}
 	}
 
-	s.setJobPhase(job, wire.StateScanning)
+	if err := s.setJobPhase(job, wire.StateScanning); err != nil {
+		return err
+	}
 	opts := patch.Options{
 		AllowDevices:  true, // manifests come from the authenticated provider, root file systems have /dev nodes
 		StatCachePath: cache,
@@ -267,7 +271,9 @@ func (s *stream) runUnpack(ctx context.Context, job *unpackJob) error {
 	job.missing = int64(len(missing))
 	job.mu.Unlock()
 	log.Info("volume scanned", "missing_objects", len(missing))
-	s.setJobPhase(job, wire.StateFetching)
+	if err := s.setJobPhase(job, wire.StateFetching); err != nil {
+		return err
+	}
 	res, err := plan.Apply(ctx, job.queue)
 	if err != nil {
 		return fmt.Errorf("patch volume to revision %s: %w", job.revision, err)
@@ -277,14 +283,18 @@ func (s *stream) runUnpack(ctx context.Context, job *unpackJob) error {
 	job.mu.Unlock()
 
 	if s.origin == wire.OriginEmpty {
-		s.setJobPhase(job, wire.StateMakingBootable)
+		if err := s.setJobPhase(job, wire.StateMakingBootable); err != nil {
+			return err
+		}
 		report, err := s.d.volumes.MakeBootable(ctx, layout, mountDir, volume.BootOptions{RootLabel: layout.Root.Label, Logger: log})
 		if err != nil {
 			return fmt.Errorf("make volume of revision %s bootable: %w", job.revision, err)
 		}
 		log.Info("volume made bootable", "written", report.Written, "entries", len(report.Entries))
 	}
-	s.setJobPhase(job, wire.StateSyncing)
+	if err := s.setJobPhase(job, wire.StateSyncing); err != nil {
+		return err
+	}
 	// The manifest of the revision is stored (durably, while the volume
 	// syncs) before the stream is recorded clean at it.
 	stored := make(chan error, 1)
@@ -338,10 +348,20 @@ func (s *stream) finishJob(job *unpackJob, err error, prevState wire.StreamState
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err == nil {
+		if terr := s.setStateWithLock(wire.StateClean); terr != nil {
+			// Not clean, then: the safe state, reachable from every
+			// phase of an unpack; the content is verified by the next.
+			err = fmt.Errorf("unpack of revision %s completed, but: %w", job.revision, terr)
+			job.mu.Lock()
+			job.err, job.phase = err, wire.StateDirty
+			job.mu.Unlock()
+			rec.Dirty = true
+		}
+	}
 	switch {
 	case err == nil:
 		s.revision, s.target = job.revision, ""
-		s.setStateWithLock(wire.StateClean)
 		s.d.metrics.unpacksDone.WithLabelValues("ok").Inc()
 		s.d.metrics.bytesWritten.Add(float64(res.BytesWritten))
 		s.d.metrics.unpackSeconds.Observe(time.Since(job.started).Seconds())
@@ -352,24 +372,34 @@ func (s *stream) finishJob(job *unpackJob, err error, prevState wire.StreamState
 		s.d.metrics.unpackScans.WithLabelValues(scan).Inc()
 	case rec.Dirty:
 		s.lastErr = err.Error()
-		s.setStateWithLock(wire.StateDirty)
+		if terr := s.setStateWithLock(wire.StateDirty); terr != nil {
+			s.lastErr = errors.Join(err, terr).Error()
+		}
 		s.d.metrics.unpacksDone.WithLabelValues("error").Inc()
 		s.d.log.Error("unpack failed; stream is dirty", "stream", s.name, "revision", job.revision, "err", err)
 	default:
 		// Failed before touching the volume (manifest): nothing changed.
 		s.lastErr = err.Error()
-		s.revision = prevRevision
-		s.setStateWithLock(prevState)
+		if terr := s.setStateWithLock(prevState); terr != nil {
+			// Dirty is reachable from every phase of an unpack and safe.
+			s.lastErr = errors.Join(err, terr).Error()
+			s.setStateWithLock(wire.StateDirty)
+		} else {
+			s.revision = prevRevision
+		}
 		s.d.metrics.unpacksDone.WithLabelValues("error").Inc()
 		s.d.log.Error("unpack failed before changing the volume", "stream", s.name, "revision", job.revision, "err", err)
 	}
 }
 
-func (s *stream) setJobPhase(job *unpackJob, phase wire.StreamState) {
+func (s *stream) setJobPhase(job *unpackJob, phase wire.StreamState) error {
+	if err := s.setState(phase); err != nil {
+		return err
+	}
 	job.mu.Lock()
 	job.phase = phase
 	job.mu.Unlock()
-	s.setState(phase)
+	return nil
 }
 
 func (s *stream) onPatchProgress(job *unpackJob, p patch.Progress) {
@@ -388,14 +418,17 @@ func (s *stream) onPatchProgress(job *unpackJob, p patch.Progress) {
 	}
 	job.mu.Lock()
 	changed := job.phase != phase
-	job.phase = phase
 	job.mu.Unlock()
-	if changed {
-		s.setState(phase)
-	} else {
+	if !changed {
 		s.mu.Lock()
 		s.notifyWithLock()
 		s.mu.Unlock()
+		return
+	}
+	if err := s.setJobPhase(job, phase); err != nil {
+		// The engine reports progress but cannot be told to stop here:
+		// stop the unpack through its context, with the refusal as cause.
+		job.cancel(err)
 	}
 }
 

@@ -217,6 +217,11 @@ func (w *world) startWith(cc childConfig) *daemonProc {
 		if strings.Contains(p.stderr.String(), "WARNING: DATA RACE") {
 			t.Errorf("the daemon (pid %d) ran into a data race", cmd.Process.Pid)
 		}
+		// Every path a test drives changes stream states only as the
+		// daemon's table of transitions allows.
+		if strings.Contains(p.stderr.String(), `msg="state transition refused"`) {
+			t.Errorf("the daemon (pid %d) refused a state transition of its own", cmd.Process.Pid)
+		}
 		if t.Failed() {
 			t.Logf("daemon (pid %d) log:\n%s", cmd.Process.Pid, p.stderr.String())
 		}
