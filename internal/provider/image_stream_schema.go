@@ -125,7 +125,10 @@ func (r *imageStreamResource) Schema(ctx context.Context, _ resource.SchemaReque
 			"base_image_name":     computedStringAttr("Name of the base image the current revision is layered on."),
 			"base_image_ids": schema.MapAttribute{
 				ElementType: types.StringType, Computed: true,
-				MarkdownDescription: "The base image's ID per region (`base_image.regions`, default the home region).",
+				MarkdownDescription: "The base image's ID per region (`base_image.regions`, default the home region): in each region " +
+					"the image called `base_image_name` owned by one of `base_image.owners`, or named by `base_image.ssm_parameter` " +
+					"read in that region (now or in an earlier version). An image of that name from any other account is never used; " +
+					"a region without one fails the apply.",
 			},
 			"latest_base_image": schema.SingleNestedAttribute{
 				Computed:            true,
