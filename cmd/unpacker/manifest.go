@@ -25,7 +25,12 @@ func runManifest(ctx context.Context, env *environment, args []string) error {
 	raw := fs.Bool("raw", false, "SOURCE is a raw disk image (512 KiB block digests)")
 	cache := fs.String("cache", "", "stat cache `file` for a SOURCE directory")
 	out := fs.String("o", "", "also write the serialized manifest to `file`")
-	asJSON := fs.Bool("json", false, "print the digest and summary as JSON")
+	asJSON := fs.Bool("json", false, "print the digest and summary as one JSON object (described below)")
+	flagUsage := fs.Usage
+	fs.Usage = func() {
+		flagUsage()
+		fmt.Fprint(env.stderr, manifestJSONHelp)
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -50,17 +55,16 @@ func runManifest(ctx context.Context, env *environment, args []string) error {
 			return fmt.Errorf("write manifest: %w", err)
 		}
 	}
-	s := src.manifest.Summarize()
 	if *asJSON {
+		r, err := newManifestReport(src.manifest, src.kind, d, len(b))
+		if err != nil {
+			return err
+		}
 		enc := json.NewEncoder(env.stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(struct {
-			Revision string
-			Source   string
-			Size     int
-			manifest.Summary
-		}{"sha256:" + d.String(), src.kind, len(b), s})
+		return enc.Encode(r)
 	}
+	s := src.manifest.Summarize()
 	w := env.stdout
 	fmt.Fprintf(w, "revision  sha256:%s\n", d)
 	fmt.Fprintf(w, "source    %s\n", src.kind)
