@@ -45,6 +45,10 @@ type Options struct {
 	// DataDir holds the bytes the world keeps (volumes, snapshots, instance
 	// roots). Empty means a new temporary directory, removed by Stop.
 	DataDir string
+	// BootDisk is a bootable raw disk (internal/testworld/bootdisk) that the
+	// root snapshots of seeded images (Debian's) hold; empty means they hold
+	// an empty disk. The file is linked, never written.
+	BootDisk string
 }
 
 // Pending says how long newly made resources stay "pending" before they are
@@ -117,6 +121,20 @@ func (s *Server) SetImageDeprecationTime(ctx context.Context, region, imageID st
 // StateReason message); an empty state removes the override. Lasts until Reset.
 func (s *Server) SetImageState(ctx context.Context, region, imageID, state, reason string) error {
 	return s.setImage(ctx, map[string]any{"region": region, "imageId": imageID, "state": state, "stateReason": reason})
+}
+
+// ImportSnapshot makes a completed snapshot in account and region that holds
+// the bytes of the raw disk file at path (as EC2 ImportSnapshot would), its
+// size the file's rounded up to whole GiB, and returns its ID. The file is
+// linked or copied sparsely, never written.
+func (s *Server) ImportSnapshot(ctx context.Context, region, account, path, description string) (string, error) {
+	return ImportSnapshot(ctx, s.URL, region, account, path, description)
+}
+
+// ImportSnapshot is Server.ImportSnapshot for a local AWS running elsewhere,
+// reached at url (its moto or fault proxy endpoint).
+func ImportSnapshot(ctx context.Context, url, region, account, path, description string) (string, error) {
+	return importSnapshot(ctx, url, region, account, path, description)
 }
 
 // Additions lists, one line each, what the harness adds to moto.

@@ -73,7 +73,7 @@ from werkzeug.serving import run_simple
 sys.modules.setdefault("autoami_moto", sys.modules[__name__])
 
 # Sibling modules imported after this module's patches (see the docstring).
-EXTENSIONS = ["autoami_fidelity"]
+EXTENSIONS = ["autoami_fidelity", "autoami_seeds"]
 
 # Hooks for extensions (see the docstring).
 RESET_HOOKS = []
@@ -82,6 +82,10 @@ CONTROL_ROUTES = {}
 
 # Directory for the bytes the world keeps; set by main (--data-dir).
 DATA_DIR = None
+
+# A bootable raw disk for seeded images' root snapshots; set by main
+# (--boot-disk, from internal/testworld/bootdisk); None: seeded disks are empty.
+BOOT_DISK = None
 
 
 def data_path(account, region, kind, name=""):
@@ -1496,11 +1500,13 @@ def main(argv=None):
     parser.add_argument("-p", "--port", type=int, required=True)
     parser.add_argument("--pending", default="{}", help='JSON {"image": s, "imageCopy": s, ...}')
     parser.add_argument("--data-dir", required=True, help="directory for volumes, snapshots and instance roots")
+    parser.add_argument("--boot-disk", default="", help="bootable raw disk for seeded images' root snapshots")
     args = parser.parse_args(argv)
 
-    global HARNESS, DATA_DIR
+    global HARNESS, DATA_DIR, BOOT_DISK
     HARNESS = Harness(json.loads(args.pending))
     DATA_DIR = args.data_dir
+    BOOT_DISK = args.boot_disk or None
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     app = DomainDispatcherApplication(create_backend_app)

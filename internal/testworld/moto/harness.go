@@ -156,6 +156,12 @@ func (s *Server) additions(ctx context.Context) ([]string, error) {
 
 // control calls the harness endpoint: GET when body is nil, POST otherwise.
 func (s *Server) control(ctx context.Context, name string, body, out any) error {
+	return control(ctx, s.URL, name, body, out)
+}
+
+// control calls the harness endpoint of the local AWS at url (moto's own
+// address or the fault proxy's, which passes it through).
+func control(ctx context.Context, url, name string, body, out any) error {
 	method, reader := http.MethodGet, io.Reader(nil)
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -164,14 +170,14 @@ func (s *Server) control(ctx context.Context, name string, body, out any) error 
 		}
 		method, reader = http.MethodPost, bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, s.URL+controlPath+name, reader)
+	req, err := http.NewRequestWithContext(ctx, method, url+controlPath+name, reader)
 	if err != nil {
 		return fmt.Errorf("harness %s: %w", name, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("harness %s at %s: %w", name, s.URL, err)
+		return fmt.Errorf("harness %s at %s: %w", name, url, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)

@@ -66,7 +66,7 @@ func start(ctx context.Context, opts Options) (*Server, error) {
 			os.RemoveAll(dataDir)
 		}
 	}
-	cmd := exec.Command(python, script, "-H", "127.0.0.1", "-p", strconv.Itoa(port), "--pending", pending, "--data-dir", dataDir)
+	cmd := exec.Command(python, script, "-H", "127.0.0.1", "-p", strconv.Itoa(port), "--pending", pending, "--data-dir", dataDir, "--boot-disk", opts.BootDisk)
 	// Its own process group, so Stop reaches the server's children too.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	// MOTO_ACCOUNT_ID would override AssumeRole accounts (research/moto.md).

@@ -1,0 +1,22 @@
+package moto
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+)
+
+func importSnapshot(ctx context.Context, url, region, account, path, description string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", fmt.Errorf("import snapshot from %s: %w", path, err)
+	}
+	var out struct {
+		SnapshotID string `json:"snapshotId"`
+	}
+	body := map[string]any{"region": region, "account": account, "path": abs, "description": description}
+	if err := control(ctx, url, "import-snapshot", body, &out); err != nil {
+		return "", fmt.Errorf("import snapshot from %s into %s/%s: %w", path, account, region, err)
+	}
+	return out.SnapshotID, nil
+}
