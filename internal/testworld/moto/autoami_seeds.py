@@ -98,6 +98,15 @@ def _import_snapshot_route(environ):
 core.CONTROL_ROUTES[("POST", "/autoami-harness/import-snapshot")] = _import_snapshot_route
 
 
+def _data_dir_route(environ):
+    return "200 OK", {"dataDir": core.DATA_DIR, "bootDisk": core.BOOT_DISK}
+
+
+# Where the world keeps its bytes, for tools outside the test process
+# (`localaws boot` reads snapshot files from it).
+core.CONTROL_ROUTES[("GET", "/autoami-harness/data-dir")] = _data_dir_route
+
+
 def _seed_debian(region):
     """Debian's images in region, once per reset."""
     # GAP: moto has no Debian images (its built-ins are Amazon, Canonical,

@@ -20,3 +20,18 @@ func importSnapshot(ctx context.Context, url, region, account, path, description
 	}
 	return out.SnapshotID, nil
 }
+
+// DataDirOf asks the local AWS at url (moto's or the fault proxy's endpoint)
+// where it keeps its bytes (Server.DataDir).
+func DataDirOf(ctx context.Context, url string) (string, error) {
+	var out struct {
+		DataDir string `json:"dataDir"`
+	}
+	if err := control(ctx, url, "data-dir", nil, &out); err != nil {
+		return "", err
+	}
+	if out.DataDir == "" {
+		return "", fmt.Errorf("the local AWS at %s names no data directory", url)
+	}
+	return out.DataDir, nil
+}

@@ -10,6 +10,10 @@
 // With -release NAME it publishes one more vendor image into a running local
 // AWS, as a vendor shipping a security fix would. With -faults FILE the fault
 // proxy starts with the rules of FILE (see faults.go).
+//
+// Commands act on a running local AWS instead (commands.go):
+//
+//	localaws boot -endpoint URL [-region R] [-account A] IMAGE_ID   (boot.go)
 package main
 
 import (
@@ -26,6 +30,9 @@ import (
 )
 
 func main() {
+	if runSubcommand() {
+		return
+	}
 	endpointFile := flag.String("endpoint-file", "", "write the endpoint URL to this file once the world is ready")
 	logPath := flag.String("moto-log", "", "file for moto_server's output (default: discarded)")
 	seed := flag.Bool("seed", false, "register the demo's vendor images")
@@ -54,13 +61,14 @@ func run(endpointFile, logPath, region string, seed bool) error {
 	if err != nil {
 		return err
 	}
-	world, err := testworld.Start(ctx, moto.Options{LogPath: logPath})
+	disk := bootDisk(ctx)
+	world, err := testworld.Start(ctx, moto.Options{LogPath: logPath, BootDisk: disk})
 	if err != nil {
 		return err
 	}
 	defer world.Stop()
 	if seed {
-		if err := seedDemo(ctx, world, region); err != nil {
+		if err := seedDemo(ctx, world, region, disk); err != nil {
 			return fmt.Errorf("seed demo images: %w", err)
 		}
 	}

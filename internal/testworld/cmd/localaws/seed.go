@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"os"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -13,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/autoami/terraform-provider-autoami/internal/testworld"
+	"github.com/autoami/terraform-provider-autoami/internal/testworld/bootdisk"
 	"github.com/autoami/terraform-provider-autoami/internal/testworld/moto"
 )
 
@@ -37,7 +40,7 @@ var demoImages = []struct {
 // seedDemo creates the content store bucket, registers the vendor's images,
 // shares them publicly, sets their release dates, and points an SSM
 // parameter at the newest, version by version.
-func seedDemo(ctx context.Context, world *testworld.World, region string) error {
+func seedDemo(ctx context.Context, world *testworld.World, region, disk string) error {
 	if err := createBucket(ctx, world, region); err != nil {
 		return err
 	}
@@ -47,7 +50,7 @@ func seedDemo(ctx context.Context, world *testworld.World, region string) error 
 	}
 	ec2c, ssmc := ec2.NewFromConfig(cfg), ssm.NewFromConfig(cfg)
 	for _, img := range demoImages {
-		id, err := registerVendorImage(ctx, ec2c, ssmc, img.name, nil)
+		id, err := registerVendorImage(ctx, world.Endpoint, disk, ec2c, ssmc, img.name, nil)
 		if err != nil {
 			return err
 		}
@@ -68,7 +71,7 @@ func releaseImage(ctx context.Context, endpoint, region, name, level string) err
 	if err != nil {
 		return err
 	}
-	id, err := registerVendorImage(ctx, ec2.NewFromConfig(cfg), ssm.NewFromConfig(cfg), name,
+	id, err := registerVendorImage(ctx, endpoint, bootDisk(ctx), ec2.NewFromConfig(cfg), ssm.NewFromConfig(cfg), name,
 		[]ec2types.Tag{{Key: aws.String("autoami:security-level"), Value: aws.String(level)}})
 	if err != nil {
 		return err
@@ -78,9 +81,9 @@ func releaseImage(ctx context.Context, endpoint, region, name, level string) err
 }
 
 // registerVendorImage registers, shares publicly and announces (in SSM) one
-// vendor image.
-func registerVendorImage(ctx context.Context, ec2c *ec2.Client, ssmc *ssm.Client, name string, tags []ec2types.Tag) (string, error) {
-	snap, err := rootSnapshot(ctx, ec2c, ec2c.Options().Region)
+// vendor image, its root snapshot holding disk (a bootable disk) when given.
+func registerVendorImage(ctx context.Context, endpoint, disk string, ec2c *ec2.Client, ssmc *ssm.Client, name string, tags []ec2types.Tag) (string, error) {
+	snap, err := rootSnapshot(ctx, endpoint, disk, ec2c, ec2c.Options().Region)
 	if err != nil {
 		return "", err
 	}
@@ -120,7 +123,12 @@ func registerVendorImage(ctx context.Context, ec2c *ec2.Client, ssmc *ssm.Client
 	return id, nil
 }
 
-func rootSnapshot(ctx context.Context, ec2c *ec2.Client, region string) (string, error) {
+// rootSnapshot is a vendor image's root snapshot: the boot disk's bytes,
+// imported, or (without a boot disk) a snapshot of an empty volume.
+func rootSnapshot(ctx context.Context, endpoint, disk string, ec2c *ec2.Client, region string) (string, error) {
+	if disk != "" {
+		return moto.ImportSnapshot(ctx, endpoint, region, vendorAccount, disk, "ACME Linux root disk")
+	}
 	vol, err := ec2c.CreateVolume(ctx, &ec2.CreateVolumeInput{AvailabilityZone: aws.String(region + "a"), Size: aws.Int32(8)})
 	if err != nil {
 		return "", fmt.Errorf("create a root volume: %w", err)
@@ -168,4 +176,20 @@ func createBucket(ctx context.Context, world *testworld.World, region string) er
 		return fmt.Errorf("block public access to bucket %s: %w", demoBucket, err)
 	}
 	return nil
+}
+
+// bootDisk builds (or takes from its cache) the world's bootable disk, so
+// the vendor's and Debian's images boot; without root (loop devices, mkfs)
+// the images get empty disks, with a warning.
+func bootDisk(ctx context.Context) string {
+	if os.Geteuid() != 0 {
+		slog.Warn("not root: seeded images get empty root disks (building the bootable one needs loop devices)")
+		return ""
+	}
+	disk, err := bootdisk.Build(ctx, bootdisk.Options{})
+	if err != nil {
+		slog.Warn("seeded images get empty root disks", "error", err)
+		return ""
+	}
+	return disk.Path
 }
