@@ -511,8 +511,8 @@ func TestOrganizationLaunchPermissions(t *testing.T) {
 	const (
 		orgARN    = "arn:aws:organizations::111111111111:organization/o-abcdef1234"
 		ouARN     = "arn:aws:organizations::111111111111:ou/o-abcdef1234/ou-ab12-cdef3456"
-		inOrg     = otherAccount  // member outside any OU
-		inOU      = thirdAccount  // member of the OU
+		inOrg     = otherAccount   // member outside any OU
+		inOU      = thirdAccount   // member of the OU
 		outsider  = "444444444444" // in no organization
 		otherOrgs = "arn:aws:organizations::555555555555:organization/o-zzzzzzzzzz"
 	)
