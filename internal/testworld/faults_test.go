@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 
 	"github.com/autoami/terraform-provider-autoami/internal/testworld/faultproxy"
@@ -60,5 +61,20 @@ func TestFaultAimedAtOneTarget(t *testing.T) {
 	}
 	if st := w.Faults.Stat("ec2:CreateSnapshot"); st.Calls != 4 || st.Errors != 1 {
 		t.Fatalf("CreateSnapshot counted %+v, want 4 calls, 1 error", st)
+	}
+
+	// After a Reset, moto has forgotten the assumed-role keys and so has the
+	// proxy: a config made before acts as the default account in both.
+	stale, err := w.Config(ctx, aimed.region, aimed.account)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Reset(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w.Faults.SetRules(faultproxy.Rule{Accounts: []string{aimed.account}, Error: faultproxy.ErrorReply{Code: "AccessDenied", Share: faultproxy.Share{Fraction: 1}}})
+	id, err := sts.NewFromConfig(stale).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil || aws.ToString(id.Account) != moto.DefaultAccountID {
+		t.Fatalf("a config made before Reset: %v, %v; want moto and the proxy to see the default account", id, err)
 	}
 }

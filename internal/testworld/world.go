@@ -39,6 +39,7 @@ func Start(ctx context.Context, opts moto.Options) (*World, error) {
 // the proxy's rules and counts. Call it at the start of each test.
 func (w *World) Reset(ctx context.Context) error {
 	w.Faults.Reset()
+	w.Faults.ForgetAccessKeys() // moto forgets them too
 	return w.Moto.Reset(ctx)
 }
 

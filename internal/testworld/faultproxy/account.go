@@ -31,7 +31,8 @@ import (
 // presigned S3 GETs it hands out.
 //
 // Keys are learned only from answers that pass through the proxy, so
-// credentials must be made through it (testworld.World.Config does).
+// credentials must be made through it (testworld.World.Config does), and
+// forgotten with ForgetAccessKeys when the server is reset.
 
 // maxLearnBody bounds how much of an STS or IAM answer is read to learn a key.
 const maxLearnBody = 1 << 20
@@ -67,10 +68,16 @@ func (p *Proxy) learnKey(resp *http.Response, d *decision) error {
 		return nil // moto does not compress; nothing to learn from what we cannot read
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxLearnBody))
-	resp.Body.Close()
-	resp.Body = io.NopCloser(bytes.NewReader(body))
 	if err != nil {
 		return err
+	}
+	// The client gets the whole answer: what was read, then any rest.
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(body), resp.Body), resp.Body}
+	if len(body) == maxLearnBody {
+		return nil // not an answer of moto's STS or IAM; nothing to learn
 	}
 	key, roleArn := keyInAnswer(body)
 	if key == "" {

@@ -141,10 +141,14 @@ func (p *Proxy) SetRules(rules ...Rule) {
 // Rules is a copy of the rules in force.
 func (p *Proxy) Rules() []Rule { return p.currentRules() }
 
-// Reset removes all rules, zeroes all counters and forgets the access keys
-// learned, as moto forgets them when reset; call it at test start, together
-// with the server's reset (testworld.World.Reset does both).
+// Reset removes all rules and zeroes all counters; call it at test start.
+// The access keys learned stay: the server still knows them.
 func (p *Proxy) Reset() { p.reset() }
+
+// ForgetAccessKeys forgets which account each access key belongs to, so that
+// calls with them act as moto.DefaultAccountID; call it when the server is
+// reset, which forgets them too (testworld.World.Reset does).
+func (p *Proxy) ForgetAccessKeys() { p.forgetAccessKeys() }
 
 // Stats is a copy of the counters, by action.
 func (p *Proxy) Stats() map[string]Stat { return p.snapshot() }

@@ -283,11 +283,13 @@ func TestRulesAimedAtAnAccount(t *testing.T) {
 	}
 }
 
-// Reset forgets the keys learned: moto forgets them too, and calls with
-// them act as the default account again.
-func TestResetForgetsLearnedKeys(t *testing.T) {
+// Reset keeps the keys learned (moto still knows them); ForgetAccessKeys,
+// called when moto is reset, forgets them as moto does, and calls with them
+// act as the default account again, in the proxy as in moto.
+func TestForgetAccessKeysWithTheServer(t *testing.T) {
 	ctx, _ := fresh(t, 1)
-	cfg, err := moto.AccountConfig(ctx, proxy.URL, region, "333333333333")
+	const account = "333333333333"
+	cfg, err := moto.AccountConfig(ctx, proxy.URL, region, account)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,21 +299,27 @@ func TestResetForgetsLearnedKeys(t *testing.T) {
 	}
 	r, _ := http.NewRequest("GET", "/", nil)
 	r.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential="+creds.AccessKeyID+"/20260101/"+region+"/ec2/aws4_request")
-	proxy.mu.Lock()
-	learned := proxy.accountOf(r)
-	proxy.mu.Unlock()
-	if learned != "333333333333" {
-		t.Fatalf("key %s acts as %s, want 333333333333", creds.AccessKeyID, learned)
+	accountOf := func() string {
+		proxy.mu.Lock()
+		defer proxy.mu.Unlock()
+		return proxy.accountOf(r)
 	}
-	ctx, _ = fresh(t, 1)
-	proxy.mu.Lock()
-	after := proxy.accountOf(r)
-	proxy.mu.Unlock()
-	if after != moto.DefaultAccountID {
-		t.Fatalf("after Reset the key acts as %s, want the default account", after)
+	if got := accountOf(); got != account {
+		t.Fatalf("key %s acts as %s, want %s", creds.AccessKeyID, got, account)
+	}
+	proxy.Reset()
+	if got := accountOf(); got != account {
+		t.Fatalf("after the proxy's Reset the key acts as %s, want still %s", got, account)
+	}
+	if err := server.Reset(ctx); err != nil {
+		t.Fatal(err)
+	}
+	proxy.ForgetAccessKeys()
+	if got := accountOf(); got != moto.DefaultAccountID {
+		t.Fatalf("after ForgetAccessKeys the key acts as %s, want the default account", got)
 	}
 	id, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil || aws.ToString(id.Account) != moto.DefaultAccountID {
-		t.Fatalf("moto after reset: %v, %v; want the default account as the proxy says", id, err)
+		t.Fatalf("moto after its reset: %v, %v; want the default account, as the proxy says", id, err)
 	}
 }

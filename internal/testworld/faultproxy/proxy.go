@@ -259,6 +259,11 @@ func (p *Proxy) reset() {
 	defer p.mu.Unlock()
 	p.rules = nil
 	p.stats = map[string]*Stat{}
+}
+
+func (p *Proxy) forgetAccessKeys() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.accounts = map[string]string{}
 }
 

@@ -64,6 +64,7 @@ func fresh(t *testing.T, maxAttempts int) (context.Context, aws.Config) {
 		t.Fatal(err)
 	}
 	proxy.Reset()
+	proxy.ForgetAccessKeys()
 	cfg := moto.AWSConfig(proxy.URL, region)
 	cfg.Retryer = func() aws.Retryer {
 		return retry.NewStandard(func(o *retry.StandardOptions) {
