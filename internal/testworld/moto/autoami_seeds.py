@@ -149,6 +149,8 @@ def _seed_debian(region):
             ami.__dict__.pop("_autoami_ready_at", None)  # long released: available
             ami.creation_date = DEBIAN_RELEASED_AT
             ami.launch_permissions.append({"Group": "all"})
+            # The world starts with them: not in the inventory (autoami_fidelity).
+            ami.__dict__["_autoami_default"] = snap.__dict__["_autoami_default"] = True
 
 
 _orig_visible_images = core._visible_images
