@@ -14,7 +14,7 @@
 // Commands act on a running local AWS instead (commands.go):
 //
 //	localaws boot -endpoint URL [-region R] [-account A] IMAGE_ID   (boot.go)
-//	localaws inventory -endpoint URL [-json]                          (inventory.go)
+//	localaws inventory -endpoint URL [-json]                        (inventory.go)
 package main
 
 import (
