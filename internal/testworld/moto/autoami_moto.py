@@ -30,10 +30,8 @@ Control endpoint (JSON over HTTP, for tests; reset by POST /moto-api/reset):
 """
 
 import argparse
-import base64
 import copy
 import datetime
-import hashlib
 import json
 import re
 import signal
@@ -41,11 +39,8 @@ import sys
 import threading
 import time
 
-from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult, EmptyResult
 from moto.core.utils import utcnow
-from moto.ebs import models as ebs_models
-from moto.ebs import responses as ebs_responses
 from moto.ec2.exceptions import (
     EC2ClientError,
     InvalidAMIIdError,
@@ -73,7 +68,7 @@ from werkzeug.serving import run_simple
 sys.modules.setdefault("autoami_moto", sys.modules[__name__])
 
 # Sibling modules imported after this module's patches (see the docstring).
-EXTENSIONS = ["autoami_fidelity", "autoami_seeds"]
+EXTENSIONS = ["autoami_blocks", "autoami_fidelity", "autoami_seeds"]
 
 # Hooks for extensions (see the docstring).
 RESET_HOOKS = []
@@ -121,10 +116,6 @@ ADDITIONS = [
     "enforced for CreateVolume, CopySnapshot, CopyImage, StartSnapshot",
     "pending states for images, image copies and snapshots (knob)",
     "image CreationDate, DeprecationTime and State overrides (knob)",
-    "EBS direct: numeric BlockIndex, pagination, ParentSnapshotId inheritance, "
-    "Encrypted/KmsKeyArn, ClientToken, checksum and block size validation, "
-    "ResourceNotFoundException/ValidationException instead of 500, "
-    "EC2 snapshot pending until CompleteSnapshot",
 ]
 
 
@@ -190,7 +181,6 @@ class HarnessApp:
             return [data]
         if path.rstrip("/") == "/moto-api/reset" and method == "POST":
             HARNESS.reset()
-            _EBS_CLIENT_TOKENS.clear()
             for hook in RESET_HOOKS:
                 hook()
         return self.inner(environ, start_response)
@@ -1208,287 +1198,7 @@ AmiBackend.copy_image = _copy_image
 AmisResponse.copy_image = _copy_image_response
 
 
-# --- EBS direct APIs ----------------------------------------------------------------
-# GAP: ListSnapshotBlocks/ListChangedBlocks send BlockIndex as a JSON string
-# (aws-sdk-go-v2 cannot decode it), ignore pagination and parents; unknown
-# snapshots or blocks answer 500; StartSnapshot ignores ParentSnapshotId,
-# Encrypted, KmsKeyArn, ClientToken; PutSnapshotBlock checks nothing; the EC2
-# snapshot is "completed" before CompleteSnapshot.
-# AWS (EBS direct API reference): BlockIndex is an integer; MaxResults
-# 100..10000 with NextToken; a child snapshot holds its parent's blocks;
-# ResourceNotFoundException / ValidationException (with Reason); blocks are
-# exactly 524288 bytes with a base64 SHA-256 checksum; ParentSnapshotId and
-# Encrypted together are a ValidationException; the EC2 snapshot is pending
-# until CompleteSnapshot.
-
-BLOCK_SIZE = 524288
-_EBS_CLIENT_TOKENS = {}
-
-
-class EBSError(JsonRESTError):
-    """restJson error with the X-Amzn-ErrorType header the SDKs read."""
-
-    def __init__(self, error_type, message, reason=None, status=400):
-        super().__init__(error_type, message)
-        self.code = status
-        body = {"Message": message, "message": message}
-        if reason:
-            body["Reason"] = reason
-        self.description = json.dumps(body)
-
-    def get_headers(self, *args, **kwargs):
-        return [("X-Amzn-ErrorType", self.error_type), ("Content-Type", "application/json")]
-
-
-def _not_found(what):
-    return EBSError("ResourceNotFoundException", f"{what} does not exist", "SNAPSHOT_NOT_FOUND", 404)
-
-
-_moto_ebs_start = ebs_models.EBSBackend.start_snapshot
-
-
-def _ebs_snapshot(self, snapshot_id):
-    snap = self.snapshots.get(snapshot_id)
-    if snap is None:
-        raise _not_found(f"The snapshot {snapshot_id}")
-    return snap
-
-
-def _ebs_start_snapshot(self, volume_size, tags, description, parent=None, encrypted=None, kms_key_arn=None,
-                        client_token=None):
-    if client_token and (self.account_id, client_token) in _EBS_CLIENT_TOKENS:
-        return _EBS_CLIENT_TOKENS[(self.account_id, client_token)]
-    if parent and encrypted is not None:
-        raise EBSError("ValidationException", "You cannot specify both Encrypted and ParentSnapshotId",
-                       "INVALID_PARAMETER_VALUE")
-    if not isinstance(volume_size, int) or volume_size < 1 or volume_size > 65536:
-        raise EBSError("ValidationException", f"VolumeSize {volume_size} must be 1..65536 GiB",
-                       "INVALID_VOLUME_SIZE")
-    ec2 = self.ec2_backend
-    parent_snap = None
-    if parent:
-        parent_snap = self.snapshots.get(parent)
-        ec2_parent = ec2.get_snapshot(parent) if parent_snap is None else None
-        if parent_snap is None and ec2_parent is None:
-            raise _not_found(f"The parent snapshot {parent}")
-    if kms_key_arn and not encrypted:
-        raise EBSError("ValidationException", "KmsKeyArn requires Encrypted", "INVALID_PARAMETER_VALUE")
-    if parent_snap is not None:
-        parent_ec2 = ec2.get_snapshot(parent)
-        is_encrypted, key = bool(parent_ec2.encrypted), parent_ec2.kms_key_id
-    else:
-        try:
-            is_encrypted, key = _encryption(ec2, False, bool(encrypted), kms_key_arn)
-        except EC2ClientError as exc:
-            raise EBSError("ValidationException", exc.message, "INVALID_PARAMETER_VALUE") from exc
-    snap = _moto_ebs_start(self, volume_size=volume_size, tags=tags, description=description)
-    ec2_snap = ec2.snapshots[snap.snapshot_id]
-    ec2_snap.encrypted, ec2_snap.kms_key_id = is_encrypted, key
-    ec2_snap.volume.encrypted, ec2_snap.volume.kms_key_id = is_encrypted, key
-    ec2_snap.__dict__["_autoami_ebs_open"] = True
-    snap.parent = parent_snap
-    snap.encrypted, snap.kms_key_arn = is_encrypted, key
-    if client_token:
-        _EBS_CLIENT_TOKENS[(self.account_id, client_token)] = snap
-    return snap
-
-
-def _ebs_complete_snapshot(self, snapshot_id, changed_blocks_count=None, checksum=None, checksum_algorithm=None,
-                           aggregation=None):
-    snap = _ebs_snapshot(self, snapshot_id)
-    if snap.status != "pending":
-        return {"Status": snap.status}
-    problem = None
-    if changed_blocks_count is not None and int(changed_blocks_count) != len(snap.blocks):
-        problem = f"ChangedBlocksCount {changed_blocks_count} but {len(snap.blocks)} blocks were written"
-    if checksum and not problem:
-        if checksum_algorithm != "SHA256" or aggregation != "LINEAR":
-            raise EBSError("ValidationException", "Checksum needs ChecksumAlgorithm SHA256 and aggregation LINEAR",
-                           "INVALID_PARAMETER_VALUE")
-        # LINEAR: SHA-256 over the written blocks' digests in block order.
-        digests = b"".join(base64.b64decode(snap.blocks[i].checksum) for i in sorted(snap.blocks, key=int))
-        if base64.b64encode(hashlib.sha256(digests).digest()).decode() != checksum:
-            problem = "aggregate checksum does not match the blocks written"
-    ec2_snap = self.ec2_backend.snapshots.get(snapshot_id)
-    if ec2_snap is not None:
-        ec2_snap.__dict__.pop("_autoami_ebs_open", None)
-    if problem:
-        # AWS: the snapshot ends in the error state instead of completing.
-        snap.status = "error"
-        if ec2_snap is not None:
-            ec2_snap.status = "error"
-        return {"Status": "error"}
-    snap.status = "completed"
-    if ec2_snap is not None:
-        _make_pending(ec2_snap, "snapshot")
-    return {"Status": "completed"}
-
-
-def _ebs_blocks(snap):
-    """Block index (int) -> Block, the parent's blocks under the child's."""
-    chain = []
-    while snap is not None:
-        chain.append(snap)
-        snap = getattr(snap, "parent", None)
-    blocks = {}
-    for s in reversed(chain):
-        for idx, block in s.blocks.items():
-            blocks[int(idx)] = block
-    return blocks
-
-
-def _ebs_get_snapshot_block(self, snapshot_id, block_index):
-    snap = _ebs_snapshot(self, snapshot_id)
-    block = _ebs_blocks(snap).get(int(block_index))
-    if block is None:
-        raise EBSError("ResourceNotFoundException", f"Block {block_index} of {snapshot_id} was never written",
-                       "SNAPSHOT_NOT_FOUND", 404)
-    return block
-
-
-def _ebs_put_snapshot_block(self, snapshot_id, block_index, block_data, checksum, checksum_algorithm, data_length):
-    snap = _ebs_snapshot(self, snapshot_id)
-    if snap.status != "pending":
-        raise EBSError("ValidationException", f"Snapshot {snapshot_id} is {snap.status}, not pending",
-                       "INVALID_SNAPSHOT_ID")
-    try:
-        idx = int(block_index)
-    except ValueError as exc:
-        raise EBSError("ValidationException", f"BlockIndex {block_index!r} is not an integer",
-                       "INVALID_BLOCK") from exc
-    if idx < 0 or idx >= snap.volume_size * 1024 * 1024 * 1024 // BLOCK_SIZE:
-        raise EBSError("ValidationException", f"BlockIndex {idx} is outside the volume", "INVALID_BLOCK")
-    data = block_data if isinstance(block_data, bytes) else (block_data or "").encode("latin-1")
-    if len(data) != BLOCK_SIZE or str(data_length) != str(BLOCK_SIZE):
-        raise EBSError("ValidationException",
-                       f"Block data is {len(data)} bytes (DataLength {data_length}); want {BLOCK_SIZE}",
-                       "INVALID_BLOCK")
-    if checksum_algorithm != "SHA256":
-        raise EBSError("ValidationException", f"ChecksumAlgorithm {checksum_algorithm!r} is not SHA256",
-                       "INVALID_BLOCK")
-    want = base64.b64encode(hashlib.sha256(data).digest()).decode()
-    if checksum != want:
-        raise EBSError("ValidationException", f"Checksum {checksum} does not match the block data ({want})",
-                       "INVALID_BLOCK")
-    snap.put_block(str(idx), data, checksum, checksum_algorithm, str(data_length))
-    return checksum, checksum_algorithm
-
-
-ebs_models.EBSBackend.start_snapshot = _ebs_start_snapshot
-ebs_models.EBSBackend.complete_snapshot = _ebs_complete_snapshot
-ebs_models.EBSBackend.get_snapshot_block = _ebs_get_snapshot_block
-ebs_models.EBSBackend.put_snapshot_block = _ebs_put_snapshot_block
-
-
-def _ebs_page(self, indexes):
-    """StartingBlockIndex / MaxResults / NextToken over sorted block indexes."""
-    params = self._get_params()
-    start = int(params.get("startingBlockIndex") or 0)
-    token = params.get("pageToken")
-    if token:
-        try:
-            start = max(start, int(token))
-        except ValueError as exc:
-            raise EBSError("ValidationException", f"NextToken {token!r} is not valid",
-                           "INVALID_PAGE_TOKEN") from exc
-    limit = int(params.get("maxResults") or 10000)
-    if limit < 100 or limit > 10000:
-        raise EBSError("ValidationException", f"MaxResults {limit} must be 100..10000", "INVALID_PARAMETER_VALUE")
-    chosen = [i for i in sorted(indexes) if i >= start]
-    page, rest = chosen[:limit], chosen[limit:]
-    return page, (str(rest[0]) if rest else None)
-
-
-def _ebs_list_response(snap, key, items, next_token):
-    body = {key: items, "VolumeSize": snap.volume_size, "BlockSize": BLOCK_SIZE,
-            "ExpiryTime": time.time() + 3600}
-    if next_token:
-        body["NextToken"] = next_token
-    return json.dumps(body)
-
-
-def _ebs_start_snapshot_response(self):
-    params = json.loads(self.body or b"{}")
-    snapshot = self.ebs_backend.start_snapshot(
-        volume_size=params.get("VolumeSize"),
-        tags=params.get("Tags"),
-        description=params.get("Description"),
-        parent=params.get("ParentSnapshotId"),
-        encrypted=params.get("Encrypted"),
-        kms_key_arn=params.get("KmsKeyArn"),
-        client_token=params.get("ClientToken"),
-    )
-    body = snapshot.to_json()
-    body["BlockSize"] = BLOCK_SIZE
-    if getattr(snapshot, "parent", None) is not None:
-        body["ParentSnapshotId"] = snapshot.parent.snapshot_id
-    if snapshot.encrypted and snapshot.kms_key_arn:
-        body["KmsKeyArn"] = snapshot.kms_key_arn
-    return 201, {"status": 201}, json.dumps(body)
-
-
-def _ebs_complete_snapshot_response(self):
-    snapshot_id = self.parsed_url.path.split("/")[-1]
-    headers = {k.lower(): v for k, v in self.headers.items()}
-    status = self.ebs_backend.complete_snapshot(
-        snapshot_id=snapshot_id,
-        changed_blocks_count=headers.get("x-amz-changedblockscount"),
-        checksum=headers.get("x-amz-checksum"),
-        checksum_algorithm=headers.get("x-amz-checksum-algorithm"),
-        aggregation=headers.get("x-amz-checksum-aggregation-method"),
-    )
-    return 202, {"status": 202}, json.dumps(status)
-
-
-def _ebs_list_snapshot_blocks_response(self):
-    snapshot_id = self.path.split("?")[0].split("/")[-2]
-    snap = _ebs_snapshot(self.ebs_backend, snapshot_id)
-    blocks = _ebs_blocks(snap)
-    page, next_token = _ebs_page(self, blocks.keys())
-    items = [{"BlockIndex": i, "BlockToken": blocks[i].block_token} for i in page]
-    return _ebs_list_response(snap, "Blocks", items, next_token)
-
-
-def _ebs_list_changed_blocks_response(self):
-    second_id = self.path.split("?")[0].split("/")[-2]
-    first_id = self._get_params().get("firstSnapshotId")
-    second = _ebs_snapshot(self.ebs_backend, second_id)
-    second_blocks = _ebs_blocks(second)
-    first_blocks = {}
-    if first_id:
-        first = _ebs_snapshot(self.ebs_backend, first_id)
-        ancestor = getattr(second, "parent", None)
-        while ancestor is not None and ancestor is not first:
-            ancestor = getattr(ancestor, "parent", None)
-        if ancestor is None:
-            raise EBSError("ValidationException", f"{first_id} is not an ancestor of {second_id}",
-                           "UNRELATED_SNAPSHOTS")
-        first_blocks = _ebs_blocks(first)
-    changed = {}
-    for idx in set(first_blocks) | set(second_blocks):
-        a, b = first_blocks.get(idx), second_blocks.get(idx)
-        if a is b:
-            continue
-        if a is not None and b is not None and a.block_data == b.block_data:
-            continue
-        changed[idx] = (a, b)
-    page, next_token = _ebs_page(self, changed.keys())
-    items = []
-    for idx in page:
-        a, b = changed[idx]
-        item = {"BlockIndex": idx}
-        if a is not None:
-            item["FirstBlockToken"] = a.block_token
-        if b is not None:
-            item["SecondBlockToken"] = b.block_token
-        items.append(item)
-    return _ebs_list_response(second, "ChangedBlocks", items, next_token)
-
-
-ebs_responses.EBSResponse.start_snapshot = _ebs_start_snapshot_response
-ebs_responses.EBSResponse.complete_snapshot = _ebs_complete_snapshot_response
-ebs_responses.EBSResponse.list_snapshot_blocks = _ebs_list_snapshot_blocks_response
-ebs_responses.EBSResponse.list_changed_blocks = _ebs_list_changed_blocks_response
+# --- EBS direct APIs: in autoami_blocks.py (on the snapshots' files) ----------------
 
 
 # --- Main ---------------------------------------------------------------------------
