@@ -38,7 +38,9 @@ func terminate(t *testing.T, c *ec2.Client, instanceID string) {
 	if _, err := c.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{instanceID}}); err != nil {
 		t.Fatalf("terminate %s: %v", instanceID, err)
 	}
-	w := ec2.NewInstanceTerminatedWaiter(c, func(o *ec2.InstanceTerminatedWaiterOptions) { o.MinDelay, o.MaxDelay = 50*time.Millisecond, time.Second })
+	w := ec2.NewInstanceTerminatedWaiter(c, func(o *ec2.InstanceTerminatedWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 50*time.Millisecond, time.Second
+	})
 	if err := w.Wait(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{instanceID}}, time.Minute); err != nil {
 		t.Fatalf("wait for %s to terminate: %v", instanceID, err)
 	}
