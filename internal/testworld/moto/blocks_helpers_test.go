@@ -88,7 +88,7 @@ func wantFileSize(t *testing.T, file string, size int64) {
 }
 
 // allocated is the number of bytes the filesystem holds for file (holes are free).
-func allocatedBytes(t *testing.T, file string) int64 {
+func allocatedBytes(t testing.TB, file string) int64 {
 	t.Helper()
 	var st syscall.Stat_t
 	if err := syscall.Stat(file, &st); err != nil {
