@@ -578,6 +578,8 @@ func TestOrganizationLaunchPermissions(t *testing.T) {
 	if _, err := launch(ctx, ec2As(t, ctx, inOU, region), forOU); err != nil {
 		t.Errorf("a member of the OU cannot launch %s: %v", forOU, err)
 	}
+	_, err := launch(ctx, ec2As(t, ctx, inOrg, region), forOU)
+	wantCode(t, err, "InvalidAMIID.NotFound") // in the organization, not in the OU
 
 	for _, perm := range []types.LaunchPermission{
 		{OrganizationArn: aws.String("arn:aws:organizations::111111111111:account/o-abcdef1234")},
@@ -594,7 +596,7 @@ func TestOrganizationLaunchPermissions(t *testing.T) {
 	if err := share(t, ctx, owner, again, types.LaunchPermission{OrganizationArn: aws.String(orgARN)}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := ec2As(t, ctx, inOrg, region).DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{again}})
+	_, err = ec2As(t, ctx, inOrg, region).DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{again}})
 	wantCode(t, err, "InvalidAMIID.NotFound")
 }
 
