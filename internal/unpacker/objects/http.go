@@ -178,6 +178,11 @@ func (dl *download) handle(resp *http.Response) error {
 // checkRetry is the retryablehttp.CheckRetry of the download: called after
 // each attempt, and again with the error of handle.
 func (dl *download) checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	if err == nil && resp != nil && resp.StatusCode == http.StatusOK {
+		// A body to receive, or one received in full: a context that
+		// ends now does not undo what the sink kept.
+		return false, nil
+	}
 	if ctx.Err() != nil {
 		return false, ctx.Err()
 	}
@@ -194,9 +199,6 @@ func (dl *download) checkRetry(ctx context.Context, resp *http.Response, err err
 		// bad certificate, too many redirects, a bad scheme).
 		retry, _ := retryablehttp.ErrorPropagatedRetryPolicy(ctx, resp, err)
 		return retry, nil
-	}
-	if resp.StatusCode == http.StatusOK {
-		return false, nil
 	}
 	se := dl.statusOf(resp)
 	dl.last = se

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -369,5 +370,36 @@ func TestParseRetryAfter(t *testing.T) {
 		if got := parseRetryAfter(in, now); got != want {
 			t.Errorf("parseRetryAfter(%q) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+// cancellingSink keeps objects in a store, then cancels the download's
+// context: the caller gave up just as the object arrived.
+type cancellingSink struct {
+	*LocalStore
+	cancel context.CancelFunc
+}
+
+func (s cancellingSink) Put(ctx context.Context, w Want, r io.Reader) error {
+	err := s.LocalStore.Put(ctx, w, r)
+	s.cancel()
+	return err
+}
+
+// TestHTTPFetcherKeepsAReceivedObject: an object the sink kept is fetched,
+// even when the context ends right after; reporting it failed would make
+// the caller count it missing although it is staged.
+func TestHTTPFetcherKeepsAReceivedObject(t *testing.T) {
+	obj := []byte("the object")
+	srv, requests := countingServer(t, func(_ int64, w http.ResponseWriter) { w.Write(obj) })
+	store, _ := OpenLocalStore(t.TempDir())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f, _ := testFetcher(FetcherOptions{})
+	if err := f.Get(ctx, srv.URL+"/o", want(obj), cancellingSink{store, cancel}); err != nil {
+		t.Fatalf("the object was kept, but Get says: %v", err)
+	}
+	if ok, _ := store.Has(context.Background(), want(obj).Digest); !ok || requests.Load() != 1 {
+		t.Fatalf("stored %v after %d requests, want the object after one", ok, requests.Load())
 	}
 }
