@@ -3,6 +3,9 @@ package moto
 import (
 	"context"
 	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -95,6 +98,16 @@ func TestDeregisterImageDeletesAssociatedSnapshots(t *testing.T) {
 	if snapshotExists(t, ctx, c, root) || !snapshotExists(t, ctx, c, shared) {
 		t.Fatalf("after deregistering %s: root snapshot kept %v, shared snapshot kept %v; want false, true",
 			first, snapshotExists(t, ctx, c, root), snapshotExists(t, ctx, c, shared))
+	}
+	// The snapshot went through delete_snapshot, so its bytes went too.
+	bytesOf := func(id string) string {
+		return filepath.Join(world.DataDir, DefaultAccountID, region, "snapshots", id+".img")
+	}
+	if _, err := os.Stat(bytesOf(root)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("bytes of the deleted snapshot %s: %v, want them gone", root, err)
+	}
+	if _, err := os.Stat(bytesOf(shared)); err != nil {
+		t.Errorf("bytes of the kept snapshot %s: %v", shared, err)
 	}
 
 	// Without the flag the snapshots stay, as before.
