@@ -187,11 +187,43 @@ def _losetup(*args):
     return out.stdout
 
 
-def _loops_of(path):
-    """Loop devices whose backing file is path's inode (hard links included)."""
-    if not os.path.exists(path):
+def _loop_listing():
+    """(loop device, backing file name as attached) of every bound loop
+    device, read from sysfs (no process to start on every detach)."""
+    try:
+        names = os.listdir("/sys/block")
+    except OSError:
         return []
-    return _losetup("--associated", path, "--output", "NAME", "--noheadings").split()
+    found = []
+    for name in names:
+        if not name.startswith("loop"):
+            continue
+        try:
+            with open(f"/sys/block/{name}/loop/backing_file") as f:
+                found.append((f"/dev/{name}", f.read().rstrip("\n")))
+        except OSError:
+            continue  # not bound
+    return found
+
+
+def _loops_of(path):
+    """Loop devices whose backing file is path's inode (hard links included),
+    as losetup --associated finds them."""
+    try:
+        want = os.stat(path)
+    except FileNotFoundError:
+        return []
+    found = []
+    for name, back in _loop_listing():
+        if back.endswith(" (deleted)"):
+            continue  # an inode no name leads to: not path's
+        try:
+            st = os.stat(back)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (want.st_dev, want.st_ino):
+            found.append(name)
+    return found
 
 
 def _busy(loop):
@@ -210,12 +242,6 @@ def _detach_loops(path):
     goes away when its last user lets go (the kernel's autoclear)."""
     for loop in _loops_of(path):
         _losetup("-d", loop)
-
-
-def _loop_listing():
-    """(loop device, backing file name as attached) of every loop device."""
-    listing = json.loads(_losetup("--list", "--json", "--output", "NAME,BACK-FILE") or "{}")
-    return [(d["name"], d.get("back-file") or "") for d in listing.get("loopdevices", [])]
 
 
 def _loops_under(directory):
