@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/autoami/terraform-provider-autoami/internal/securitylevel"
 )
 
 // Feed is an advisory feed: a JSON document that says, for images matched by
@@ -23,7 +25,7 @@ import (
 //	  "advisories": [
 //	    {
 //	      "image_id": "ami-0abc...",            // or "image_name": "al2023-ami-2023.11.*"
-//	      "security_level": "critical",          // critical|high|medium|low|unknown
+//	      "security_level": "critical",          // critical|high|medium|low|unknown, or important|moderate|negligible
 //	      "update_type": "security",             // security|feature|maintenance|unknown (default security)
 //	      "changelog_url": "https://...",        // optional
 //	      "cves": ["CVE-2026-1234"]              // optional
@@ -35,19 +37,20 @@ import (
 // `*` any run of characters, `?` one character). An image takes the first
 // entry with its ID; failing that, the first entry whose pattern matches its
 // name, in document order. Unknown fields are errors, so a typo cannot
-// silently drop an advisory.
+// silently drop an advisory. Security levels are read by securitylevel.Parse
+// (vendor words become the canonical level they mean; missing is unknown).
 type Feed struct {
 	Advisories []Advisory `json:"advisories"`
 }
 
 // Advisory is one entry of a Feed.
 type Advisory struct {
-	ImageID       string   `json:"image_id,omitempty"`
-	ImageName     string   `json:"image_name,omitempty"`
-	SecurityLevel string   `json:"security_level,omitempty"`
-	UpdateType    string   `json:"update_type,omitempty"`
-	ChangelogURL  string   `json:"changelog_url,omitempty"`
-	CVEs          []string `json:"cves,omitempty"`
+	ImageID       string              `json:"image_id,omitempty"`
+	ImageName     string              `json:"image_name,omitempty"`
+	SecurityLevel securitylevel.Level `json:"security_level,omitempty"`
+	UpdateType    string              `json:"update_type,omitempty"`
+	ChangelogURL  string              `json:"changelog_url,omitempty"`
+	CVEs          []string            `json:"cves,omitempty"`
 }
 
 // maxFeedBytes bounds a feed download; real feeds are kilobytes.
@@ -128,12 +131,11 @@ func (f *Feed) validate() error {
 		default:
 			return fmt.Errorf("%s names neither image_id nor image_name", where)
 		}
-		if a.SecurityLevel == "" {
-			a.SecurityLevel = LevelUnknown
+		level, err := securitylevel.Parse(string(a.SecurityLevel))
+		if err != nil {
+			return fmt.Errorf("%s: security_level: %w", where, err)
 		}
-		if !slices.Contains(Levels, a.SecurityLevel) {
-			return fmt.Errorf("%s: unknown security_level %q (want one of %s)", where, a.SecurityLevel, strings.Join(Levels, ", "))
-		}
+		a.SecurityLevel = level
 		if a.UpdateType == "" {
 			a.UpdateType = UpdateSecurity
 		}

@@ -14,6 +14,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	"github.com/autoami/terraform-provider-autoami/internal/securitylevel"
 )
 
 // DefaultArchitecture is the architecture a Selector matches when it names none.
@@ -21,19 +23,6 @@ const DefaultArchitecture = "x86_64"
 
 // DefaultSecurityLevelTag is the tag key carrying an image's security level.
 const DefaultSecurityLevelTag = "autoami:security-level"
-
-// Security levels, from most to least urgent; Unknown is for updates that no
-// tag or feed describes.
-const (
-	LevelCritical = "critical"
-	LevelHigh     = "high"
-	LevelMedium   = "medium"
-	LevelLow      = "low"
-	LevelUnknown  = "unknown"
-)
-
-// Levels lists the valid security levels.
-var Levels = []string{LevelCritical, LevelHigh, LevelMedium, LevelLow, LevelUnknown}
 
 // Update types.
 const (
@@ -91,9 +80,12 @@ type Result struct {
 	// Previous is the newest image older than Image among the same matches
 	// (for an SSM parameter: the image its previous version named); nil when
 	// there is none.
-	Previous      *Image
-	UpdateType    string
-	SecurityLevel string
+	Previous   *Image
+	UpdateType string
+	// SecurityLevel is canonical: vendor words on tags and in feeds
+	// ("important", "moderate", "negligible") are mapped by
+	// securitylevel.Parse.
+	SecurityLevel securitylevel.Level
 	ChangelogURL  string
 	CVEs          []string
 	// LevelSource says where SecurityLevel came from: "tag", "advisories" or

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/autoami/terraform-provider-autoami/internal/securitylevel"
 )
 
 func TestSortIsDeterministic(t *testing.T) {
@@ -75,7 +77,7 @@ func TestFeedErrors(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct{ body, want string }{
 		{`not json`, "is not a valid feed document"},
-		{`{"advisories": [{"image_id": "ami-1", "security_level": "severe"}]}`, `advisories[0] (image_id "ami-1"): unknown security_level "severe"`},
+		{`{"advisories": [{"image_id": "ami-1", "security_level": "severe"}]}`, `advisories[0] (image_id "ami-1"): security_level: unknown security level "severe": want critical, high (or important)`},
 		{`{"advisories": [{"image_name": "x*", "update_type": "bugfix"}]}`, `advisories[0] (image_name "x*"): unknown update_type "bugfix"`},
 		{`{"advisories": [{"security_level": "low"}]}`, "names neither image_id nor image_name"},
 		{`{"advisories": [{"image_id": "a", "image_name": "b"}]}`, "names both"},
@@ -89,6 +91,26 @@ func TestFeedErrors(t *testing.T) {
 	}
 	if _, err := LoadAdvisories(ctx, "/no/such/feed.json"); err == nil || !strings.Contains(err.Error(), "/no/such/feed.json") {
 		t.Errorf("missing file: %v", err)
+	}
+}
+
+// TestFeedVendorWords: a feed may use the vendors' words; they are stored
+// as the canonical levels they mean.
+func TestFeedVendorWords(t *testing.T) {
+	feed, err := LoadAdvisories(context.Background(), writeFeed(t, `{"advisories": [
+  {"image_id": "ami-1", "security_level": "important"},
+  {"image_id": "ami-2", "security_level": "Moderate"},
+  {"image_id": "ami-3", "security_level": "negligible"},
+  {"image_id": "ami-4"}
+]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]securitylevel.Level{"ami-1": securitylevel.High, "ami-2": securitylevel.Medium,
+		"ami-3": securitylevel.Low, "ami-4": securitylevel.Unknown} {
+		if adv := feed.Lookup(Image{ID: id}); adv == nil || adv.SecurityLevel != want {
+			t.Errorf("%s: advisory %+v, want level %s", id, adv, want)
+		}
 	}
 }
 
@@ -123,14 +145,21 @@ func TestClassify(t *testing.T) {
 		{ImageID: "ami-2", SecurityLevel: "critical", UpdateType: "security", ChangelogURL: "https://x"},
 	}}
 	for _, tc := range []struct {
-		img                  Image
-		level, update, where string
+		img           Image
+		level         securitylevel.Level
+		update, where string
 	}{
 		{Image{ID: "ami-2", Name: "img-2"}, "critical", "security", "advisories"}, // ID beats an earlier pattern
 		{Image{ID: "ami-3", Name: "img-3"}, "low", "feature", "advisories"},
 		{Image{ID: "ami-4", Name: "other"}, "unknown", "unknown", "default"},
 		{Image{ID: "ami-2", Name: "img-2", Tags: map[string]string{"lvl": "Medium"}}, "medium", "security", "tag"}, // the tag wins
 		{Image{ID: "ami-5", Name: "other", Tags: map[string]string{"lvl": "high"}}, "high", "security", "tag"},
+		// Vendor words on tags mean the canonical level.
+		{Image{ID: "ami-6", Name: "other", Tags: map[string]string{"lvl": "important"}}, "high", "security", "tag"},
+		{Image{ID: "ami-7", Name: "other", Tags: map[string]string{"lvl": "Moderate"}}, "medium", "security", "tag"},
+		{Image{ID: "ami-8", Name: "img-8", Tags: map[string]string{"lvl": "negligible"}}, "low", "feature", "tag"},
+		// A blank tag says nothing: the feed's level stands.
+		{Image{ID: "ami-2", Name: "img-2", Tags: map[string]string{"lvl": " "}}, "critical", "security", "advisories"},
 	} {
 		res := &Result{Image: tc.img}
 		if err := classify(res, feed, "lvl"); err != nil {

@@ -15,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/autoami/terraform-provider-autoami/internal/securitylevel"
 )
 
 var amiIDPattern = regexp.MustCompile(`^ami-[0-9a-f]{8,17}$`)
@@ -238,16 +240,17 @@ func describeOne(ctx context.Context, ec2c EC2API, id string) (*Image, error) {
 }
 
 func classify(res *Result, feed *Feed, levelTag string) error {
-	res.SecurityLevel, res.UpdateType, res.LevelSource = LevelUnknown, UpdateUnknown, "default"
+	res.SecurityLevel, res.UpdateType, res.LevelSource = securitylevel.Unknown, UpdateUnknown, "default"
 	if adv := feed.Lookup(res.Image); adv != nil {
 		res.SecurityLevel, res.UpdateType, res.LevelSource = adv.SecurityLevel, adv.UpdateType, "advisories"
 		res.ChangelogURL, res.CVEs = adv.ChangelogURL, adv.CVEs
 	}
-	if raw, ok := res.Image.Tags[levelTag]; ok {
-		level := strings.ToLower(strings.TrimSpace(raw))
-		if !slices.Contains(Levels, level) {
-			return fmt.Errorf("image %s (%s) has tag %s = %q, which is not a security level (want one of %s)",
-				res.Image.ID, res.Image.Name, levelTag, raw, strings.Join(Levels, ", "))
+	// A blank tag says nothing, so the feed's level stands.
+	if raw, ok := res.Image.Tags[levelTag]; ok && strings.TrimSpace(raw) != "" {
+		level, err := securitylevel.Parse(raw)
+		if err != nil {
+			return fmt.Errorf("image %s (%s) has tag %s = %q, which is not a security level (want %s)",
+				res.Image.ID, res.Image.Name, levelTag, raw, securitylevel.Accepted)
 		}
 		res.SecurityLevel, res.LevelSource = level, "tag"
 		if res.UpdateType == UpdateUnknown {

@@ -17,34 +17,12 @@ package policy
 import (
 	"time"
 
+	"github.com/autoami/terraform-provider-autoami/internal/securitylevel"
+
 	// Embed the IANA zone database so build windows resolve the same way on
 	// any machine terraform runs on, with or without /usr/share/zoneinfo.
 	_ "time/tzdata"
 )
-
-// SecurityLevel is the severity of a base image update.
-type SecurityLevel string
-
-// The security levels, most severe first. LevelUnknown is used when neither
-// the image's tags nor an advisory feed say how severe an update is.
-const (
-	LevelCritical SecurityLevel = "critical"
-	LevelHigh     SecurityLevel = "high"
-	LevelMedium   SecurityLevel = "medium"
-	LevelLow      SecurityLevel = "low"
-	LevelUnknown  SecurityLevel = "unknown"
-)
-
-// Levels returns every security level, most severe first.
-func Levels() []SecurityLevel {
-	return []SecurityLevel{LevelCritical, LevelHigh, LevelMedium, LevelLow, LevelUnknown}
-}
-
-// ParseSecurityLevel reads a level case-insensitively. Besides the five level
-// names it accepts the vendor words that mean the same thing: "important"
-// (Amazon Linux, Red Hat) is high, "moderate" (Red Hat) is medium,
-// "negligible" (Ubuntu) is low. An empty string is LevelUnknown.
-func ParseSecurityLevel(s string) (SecurityLevel, error) { return parseSecurityLevel(s) }
 
 // Window is how long after its release an update of some level may wait
 // before the image is rebuilt: Immediate, Within a duration, or Manual
@@ -262,8 +240,8 @@ func (p Policy) WithDefaults() Policy { return p.withDefaults() }
 func (p Policy) Validate() error { return p.validate() }
 
 // WindowFor returns the window that applies to an update of level, with
-// defaults applied; an unrecognised level is treated as LevelUnknown.
-func (p Policy) WindowFor(level SecurityLevel) Window { return p.windowFor(level) }
+// defaults applied; an unrecognised level is treated as securitylevel.Unknown.
+func (p Policy) WindowFor(level securitylevel.Level) Window { return p.windowFor(level) }
 
 // PricesFor returns the unit prices for region: the policy's override, else
 // the built-in entry, else the default entry (exact is then false).
@@ -298,8 +276,9 @@ type BaseImageUpdate struct {
 	// ReleasedAt is when the new image appeared (its creation date). A time
 	// after now (clock skew) counts as now.
 	ReleasedAt time.Time
-	// Level is the update's severity; "" means LevelUnknown.
-	Level SecurityLevel
+	// Level is the update's severity; "" (and a word securitylevel.Parse
+	// does not accept) means securitylevel.Unknown, whose delay applies.
+	Level securitylevel.Level
 	// UpdateType is informational ("security", "feature", "maintenance").
 	UpdateType string
 	// ApprovalHint, if set, completes the reason of an update waiting for
@@ -390,9 +369,9 @@ const (
 type Decision struct {
 	Action  Action
 	Trigger Trigger
-	// Level is the update's level (LevelUnknown for an unlabelled update);
-	// empty for TriggerMaxAge.
-	Level SecurityLevel
+	// Level is the update's level, canonical (securitylevel.Unknown for an
+	// unlabelled update); empty for TriggerMaxAge.
+	Level securitylevel.Level
 	// Deadline is when the rebuild is due: release + the level's window, or
 	// creation + MaxAge. Zero for AwaitingApproval.
 	Deadline time.Time

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/autoami/terraform-provider-autoami/internal/securitylevel"
 )
 
 func decide(c Change, p Policy, now time.Time) (Decision, error) {
@@ -40,9 +42,9 @@ func windowState(p Policy, now time.Time) (bool, occurrence) {
 }
 
 func decideUpdate(u BaseImageUpdate, p Policy, now time.Time) Decision {
-	level, err := parseSecurityLevel(string(u.Level))
+	level, err := securitylevel.Parse(string(u.Level))
 	if err != nil {
-		level = LevelUnknown // the brief: unknown updates fall back to the unknown window
+		level = securitylevel.Unknown // the brief: unknown updates fall back to the unknown window
 	}
 	window := p.windowFor(level)
 	released, skewed := u.ReleasedAt, u.ReleasedAt.After(now)
@@ -146,7 +148,7 @@ func checkBudget(d *Decision, in CostInput, p Policy) error {
 	if err != nil {
 		return fmt.Errorf("budget check: %w", err)
 	}
-	limit, urgent := p.Budget.MonthlyUSD, d.Trigger == TriggerBaseImageUpdate && d.Level == LevelCritical
+	limit, urgent := p.Budget.MonthlyUSD, d.Trigger == TriggerBaseImageUpdate && d.Level == securitylevel.Critical
 	if urgent {
 		limit += p.Budget.UrgentUSD
 	}

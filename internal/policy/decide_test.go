@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/autoami/terraform-provider-autoami/internal/securitylevel"
 )
 
 // policyWith returns the default policy with a build window (nil for none)
@@ -22,12 +24,12 @@ func TestDecideBaseImageUpdate(t *testing.T) {
 		name     string
 		window   func(t *testing.T) *BuildWindow // nil: no build window
 		adjust   func(*Policy)
-		level    SecurityLevel
+		level    securitylevel.Level
 		released string
 		now      string
 
 		action      Action
-		level2      SecurityLevel // expected Decision.Level ("" = same as level)
+		level2      securitylevel.Level // expected Decision.Level ("" = same as level)
 		deadline    string        // "" = zero
 		inWindow    bool
 		nextStart   string // "" = zero
@@ -36,32 +38,32 @@ func TestDecideBaseImageUpdate(t *testing.T) {
 		{
 			name: "immediate window rebuilds at once even outside the build window", window: utc0206,
 			adjust: func(p *Policy) { p.SecurityWindows.Critical = Immediate() },
-			level:  LevelCritical, released: "2025-01-10 10:00", now: "2025-01-10 10:05",
+			level:  securitylevel.Critical, released: "2025-01-10 10:00", now: "2025-01-10 10:05",
 			action: RebuildNow, deadline: "2025-01-10 10:00", nextStart: "2025-01-11 02:00",
 			reasonParts: []string{"security level critical", "rebuild now because the critical window is immediate"},
 		},
 		{
 			name: "manual window waits for approval", window: utc0206,
-			level: LevelLow, released: "2025-01-01 10:00", now: "2025-03-01 03:00",
+			level: securitylevel.Low, released: "2025-01-01 10:00", now: "2025-03-01 03:00",
 			action: AwaitingApproval, inWindow: true, nextStart: "2025-03-01 02:00",
 			reasonParts: []string{"security level low", "awaiting manual approval because the low window is manual",
 				`to approve, set approved_base_image = "ami-new" on the stream.`},
 		},
 		{
 			name:  "no build window: always inside, rebuild now",
-			level: LevelMedium, released: "2025-01-10 10:00", now: "2025-01-10 11:00",
+			level: securitylevel.Medium, released: "2025-01-10 10:00", now: "2025-01-10 11:00",
 			action: RebuildNow, deadline: "2025-01-17 10:00", inWindow: true,
 			reasonParts: []string{"rebuild now, due by 2025-01-17 10:00 UTC (medium window 7d), no build window set."},
 		},
 		{
 			name: "inside the build window: rebuild now", window: utc0206,
-			level: LevelHigh, released: "2025-01-10 01:00", now: "2025-01-10 03:00",
+			level: securitylevel.High, released: "2025-01-10 01:00", now: "2025-01-10 03:00",
 			action: RebuildNow, deadline: "2025-01-11 01:00", inWindow: true, nextStart: "2025-01-10 02:00",
 			reasonParts: []string{"rebuild now inside the build window (open until 2025-01-10 06:00 UTC), due by 2025-01-11 01:00 UTC (high window 24h)."},
 		},
 		{
 			name: "outside, next window before the deadline: deferred", window: utc0206,
-			level: LevelHigh, released: "2025-01-10 10:00", now: "2025-01-10 12:00",
+			level: securitylevel.High, released: "2025-01-10 10:00", now: "2025-01-10 12:00",
 			action: Deferred, deadline: "2025-01-11 10:00", nextStart: "2025-01-11 02:00",
 			reasonParts: []string{
 				"Base image ami-new (al2023-ami-2023.6.20250110) replaces ami-old (al2023-ami-2023.6.20250101): security update, security level high, released 2025-01-10 10:00 UTC",
@@ -70,118 +72,118 @@ func TestDecideBaseImageUpdate(t *testing.T) {
 		},
 		{
 			name: "outside, next window after the deadline: rebuild now", window: utc0206,
-			level: LevelCritical, released: "2025-01-10 10:00", now: "2025-01-10 11:00",
+			level: securitylevel.Critical, released: "2025-01-10 10:00", now: "2025-01-10 11:00",
 			action: RebuildNow, deadline: "2025-01-10 14:00", nextStart: "2025-01-11 02:00",
 			reasonParts: []string{"rebuild now: due by 2025-01-10 14:00 UTC (critical window 4h), and the next build window only opens at 2025-01-11 02:00 UTC."},
 		},
 		{
 			name: "deadline exactly at the next window start counts as missed", window: utc0206,
-			level: LevelHigh, released: "2025-01-10 02:00", now: "2025-01-10 07:00",
+			level: securitylevel.High, released: "2025-01-10 02:00", now: "2025-01-10 07:00",
 			action: RebuildNow, deadline: "2025-01-11 02:00", nextStart: "2025-01-11 02:00",
 			reasonParts: []string{"next build window only opens at 2025-01-11 02:00 UTC"},
 		},
 		{
 			name: "deadline a minute after the next window start: deferred", window: utc0206,
-			level: LevelHigh, released: "2025-01-10 02:01", now: "2025-01-10 07:00",
+			level: securitylevel.High, released: "2025-01-10 02:01", now: "2025-01-10 07:00",
 			action: Deferred, deadline: "2025-01-11 02:01", nextStart: "2025-01-11 02:00",
 		},
 		{
 			name: "now exactly at the window start is inside", window: utc0206,
-			level: LevelMedium, released: "2025-01-10 10:00", now: "2025-01-11 02:00",
+			level: securitylevel.Medium, released: "2025-01-10 10:00", now: "2025-01-11 02:00",
 			action: RebuildNow, deadline: "2025-01-17 10:00", inWindow: true, nextStart: "2025-01-11 02:00",
 		},
 		{
 			name: "now exactly at the window end is outside", window: utc0206,
-			level: LevelMedium, released: "2025-01-10 10:00", now: "2025-01-11 06:00",
+			level: securitylevel.Medium, released: "2025-01-10 10:00", now: "2025-01-11 06:00",
 			action: Deferred, deadline: "2025-01-17 10:00", nextStart: "2025-01-12 02:00",
 		},
 		{
 			name: "now exactly at the deadline: overdue", window: utc0206,
-			level: LevelHigh, released: "2025-01-10 10:00", now: "2025-01-11 10:00",
+			level: securitylevel.High, released: "2025-01-10 10:00", now: "2025-01-11 10:00",
 			action: RebuildNow, deadline: "2025-01-11 10:00", nextStart: "2025-01-12 02:00",
 			reasonParts: []string{"rebuild now: overdue, it was due by 2025-01-11 10:00 UTC (high window 24h)."},
 		},
 		{
 			name: "released at the very moment of now", window: utc0206,
-			level: LevelHigh, released: "2025-01-10 12:00", now: "2025-01-10 12:00",
+			level: securitylevel.High, released: "2025-01-10 12:00", now: "2025-01-10 12:00",
 			action: Deferred, deadline: "2025-01-11 12:00", nextStart: "2025-01-11 02:00",
 		},
 		{
 			name: "overdue long ago", window: utc0206,
-			level: LevelHigh, released: "2025-01-01 10:00", now: "2025-01-10 12:00",
+			level: securitylevel.High, released: "2025-01-01 10:00", now: "2025-01-10 12:00",
 			action: RebuildNow, deadline: "2025-01-02 10:00", nextStart: "2025-01-11 02:00",
 			reasonParts: []string{"overdue"},
 		},
 		{
 			name: "release in the future counts as now (deferred)", window: utc0206,
-			level: LevelHigh, released: "2025-01-10 14:00", now: "2025-01-10 12:00",
+			level: securitylevel.High, released: "2025-01-10 14:00", now: "2025-01-10 12:00",
 			action: Deferred, deadline: "2025-01-11 12:00", nextStart: "2025-01-11 02:00",
 			reasonParts: []string{"released 2025-01-10 14:00 UTC (in the future by this clock; counted as now)"},
 		},
 		{
 			name: "release in the future counts as now (critical misses window)", window: utc0206,
-			level: LevelCritical, released: "2025-01-11 09:00", now: "2025-01-10 12:00",
+			level: securitylevel.Critical, released: "2025-01-11 09:00", now: "2025-01-10 12:00",
 			action: RebuildNow, deadline: "2025-01-10 16:00", nextStart: "2025-01-11 02:00",
 		},
 		{
 			name: "unlabelled update uses the unknown window, which follows high", window: utc0206,
 			adjust: func(p *Policy) { p.SecurityWindows.High = Within(2 * time.Hour) },
 			level:  "", released: "2025-01-10 10:00", now: "2025-01-10 11:00",
-			action: RebuildNow, level2: LevelUnknown, deadline: "2025-01-10 12:00", nextStart: "2025-01-11 02:00",
+			action: RebuildNow, level2: securitylevel.Unknown, deadline: "2025-01-10 12:00", nextStart: "2025-01-11 02:00",
 			reasonParts: []string{"security level unknown", "(unknown window 2h)"},
 		},
 		{
 			name: "an explicit unknown window wins over high's", window: utc0206,
 			adjust: func(p *Policy) { p.SecurityWindows.Unknown = Within(7 * day) },
-			level:  LevelUnknown, released: "2025-01-10 10:00", now: "2025-01-10 11:00",
+			level:  securitylevel.Unknown, released: "2025-01-10 10:00", now: "2025-01-10 11:00",
 			action: Deferred, deadline: "2025-01-17 10:00", nextStart: "2025-01-11 02:00",
 		},
 		{
 			name: "unknown may be manual", window: utc0206,
 			adjust: func(p *Policy) { p.SecurityWindows.Unknown = Manual() },
 			level:  "", released: "2025-01-10 10:00", now: "2025-01-10 11:00",
-			action: AwaitingApproval, level2: LevelUnknown, nextStart: "2025-01-11 02:00",
+			action: AwaitingApproval, level2: securitylevel.Unknown, nextStart: "2025-01-11 02:00",
 		},
 		{
 			name: "an unrecognised level falls back to unknown", window: utc0206,
 			level: "urgent-ish", released: "2025-01-10 10:00", now: "2025-01-10 12:00",
-			action: Deferred, level2: LevelUnknown, deadline: "2025-01-11 10:00", nextStart: "2025-01-11 02:00",
+			action: Deferred, level2: securitylevel.Unknown, deadline: "2025-01-11 10:00", nextStart: "2025-01-11 02:00",
 		},
 		{
 			name: "vendor word important means high", window: utc0206,
 			level: "Important", released: "2025-01-10 10:00", now: "2025-01-10 12:00",
-			action: Deferred, level2: LevelHigh, deadline: "2025-01-11 10:00", nextStart: "2025-01-11 02:00",
+			action: Deferred, level2: securitylevel.High, deadline: "2025-01-11 10:00", nextStart: "2025-01-11 02:00",
 		},
 		{
 			name:   "midnight-crossing window: inside after midnight",
 			window: func(t *testing.T) *BuildWindow { return mustWindow(t, "22:00", "04:00", "UTC") },
-			level:  LevelMedium, released: "2025-01-09 10:00", now: "2025-01-10 03:30",
+			level:  securitylevel.Medium, released: "2025-01-09 10:00", now: "2025-01-10 03:30",
 			action: RebuildNow, deadline: "2025-01-16 10:00", inWindow: true, nextStart: "2025-01-09 22:00",
 			reasonParts: []string{"open until 2025-01-10 04:00 UTC"},
 		},
 		{
 			name:   "midnight-crossing window: deferred to tonight",
 			window: func(t *testing.T) *BuildWindow { return mustWindow(t, "22:00", "04:00", "UTC") },
-			level:  LevelHigh, released: "2025-01-10 09:00", now: "2025-01-10 12:00",
+			level:  securitylevel.High, released: "2025-01-10 09:00", now: "2025-01-10 12:00",
 			action: Deferred, deadline: "2025-01-11 09:00", nextStart: "2025-01-10 22:00",
 		},
 		{
 			name:   "Berlin spring-forward: window opens at the jump, deferred",
 			window: func(t *testing.T) *BuildWindow { return mustWindow(t, "02:00", "06:00", "Europe/Berlin") },
-			level:  LevelHigh, released: "2025-03-29 12:00", now: "2025-03-30 00:30",
+			level:  securitylevel.High, released: "2025-03-29 12:00", now: "2025-03-30 00:30",
 			action: Deferred, deadline: "2025-03-30 12:00", nextStart: "2025-03-30 01:00",
 			reasonParts: []string{"released 2025-03-29 13:00 CET", "opens at 2025-03-30 03:00 CEST (until 2025-03-30 06:00 CEST)", "due by 2025-03-30 14:00 CEST"},
 		},
 		{
 			name:   "Berlin spring-forward: inside at the jump",
 			window: func(t *testing.T) *BuildWindow { return mustWindow(t, "02:00", "06:00", "Europe/Berlin") },
-			level:  LevelHigh, released: "2025-03-29 12:00", now: "2025-03-30 01:00",
+			level:  securitylevel.High, released: "2025-03-29 12:00", now: "2025-03-30 01:00",
 			action: RebuildNow, deadline: "2025-03-30 12:00", inWindow: true, nextStart: "2025-03-30 01:00",
 		},
 		{
 			name:   "Berlin fall-back: the long night keeps the window open an extra hour",
 			window: func(t *testing.T) *BuildWindow { return mustWindow(t, "02:00", "06:00", "Europe/Berlin") },
-			level:  LevelMedium, released: "2025-10-25 12:00", now: "2025-10-26 04:30",
+			level:  securitylevel.Medium, released: "2025-10-25 12:00", now: "2025-10-26 04:30",
 			action: RebuildNow, deadline: "2025-11-01 12:00", inWindow: true, nextStart: "2025-10-26 00:00",
 			reasonParts: []string{"open until 2025-10-26 06:00 CET"},
 		},
@@ -189,14 +191,14 @@ func TestDecideBaseImageUpdate(t *testing.T) {
 			name:   "New York fall-back: the next window starts exactly at the deadline",
 			window: func(t *testing.T) *BuildWindow { return mustWindow(t, "01:00", "03:00", "America/New_York") },
 			adjust: func(p *Policy) { p.SecurityWindows.Critical = Within(time.Hour) },
-			level:  LevelCritical, released: "2025-11-02 04:00", now: "2025-11-02 04:30",
+			level:  securitylevel.Critical, released: "2025-11-02 04:00", now: "2025-11-02 04:30",
 			action: RebuildNow, deadline: "2025-11-02 05:00", nextStart: "2025-11-02 05:00",
 			reasonParts: []string{"due by 2025-11-02 01:00 EDT", "only opens at 2025-11-02 01:00 EDT"},
 		},
 		{
 			name:   "New York fall-back: deferred into the doubled hour",
 			window: func(t *testing.T) *BuildWindow { return mustWindow(t, "01:00", "03:00", "America/New_York") },
-			level:  LevelCritical, released: "2025-11-02 04:00", now: "2025-11-02 04:30",
+			level:  securitylevel.Critical, released: "2025-11-02 04:00", now: "2025-11-02 04:30",
 			action: Deferred, deadline: "2025-11-02 08:00", nextStart: "2025-11-02 05:00",
 		},
 	}
@@ -426,22 +428,22 @@ func TestDecideBudget(t *testing.T) {
 	cost := &CostInput{Regions: []string{"us-east-1"}, Revisions: 3, RevisionGiB: 10, UnpackerHoursPerMonth: 100}
 	tests := []struct {
 		name    string
-		level   SecurityLevel
+		level   securitylevel.Level
 		budget  *Budget
 		checked bool
 		over    bool
 		limit   float64
 		reason  string
 	}{
-		{name: "no budget: not checked", level: LevelHigh},
-		{name: "under the monthly budget", level: LevelHigh, budget: &Budget{MonthlyUSD: 10}, checked: true, limit: 10,
+		{name: "no budget: not checked", level: securitylevel.High},
+		{name: "under the monthly budget", level: securitylevel.High, budget: &Budget{MonthlyUSD: 10}, checked: true, limit: 10,
 			reason: "Estimated cost $4.38/month is within the monthly budget of $10.00/month."},
-		{name: "exactly at the monthly budget is within", level: LevelHigh, budget: &Budget{MonthlyUSD: 4.38}, checked: true, limit: 4.38},
-		{name: "over the monthly budget", level: LevelHigh, budget: &Budget{MonthlyUSD: 4, UrgentUSD: 100}, checked: true, over: true, limit: 4,
+		{name: "exactly at the monthly budget is within", level: securitylevel.High, budget: &Budget{MonthlyUSD: 4.38}, checked: true, limit: 4.38},
+		{name: "over the monthly budget", level: securitylevel.High, budget: &Budget{MonthlyUSD: 4, UrgentUSD: 100}, checked: true, over: true, limit: 4,
 			reason: "Estimated cost $4.38/month is over the monthly budget of $4.00/month."},
-		{name: "critical may use the urgent budget", level: LevelCritical, budget: &Budget{MonthlyUSD: 4, UrgentUSD: 1}, checked: true, limit: 5,
+		{name: "critical may use the urgent budget", level: securitylevel.Critical, budget: &Budget{MonthlyUSD: 4, UrgentUSD: 1}, checked: true, limit: 5,
 			reason: "within the monthly plus urgent budget for critical rebuilds of $5.00/month"},
-		{name: "critical over even with the urgent budget", level: LevelCritical, budget: &Budget{MonthlyUSD: 4, UrgentUSD: 0.2}, checked: true, over: true, limit: 4.2},
+		{name: "critical over even with the urgent budget", level: securitylevel.Critical, budget: &Budget{MonthlyUSD: 4, UrgentUSD: 0.2}, checked: true, over: true, limit: 4.2},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -513,7 +515,7 @@ func TestActionString(t *testing.T) {
 func TestDecisionHeadline(t *testing.T) {
 	berlin := mustWindow(t, "02:00", "06:00", "Europe/Berlin")
 	utc := mustWindow(t, "02:00", "06:00", "UTC")
-	update := func(level SecurityLevel, released string) Change {
+	update := func(level securitylevel.Level, released string) Change {
 		return Change{Update: &BaseImageUpdate{OldImageID: "ami-old", NewImageID: "ami-new", ReleasedAt: at(t, released), Level: level}}
 	}
 	tests := []struct {
@@ -523,12 +525,12 @@ func TestDecisionHeadline(t *testing.T) {
 		now  string
 		want string
 	}{
-		{"rebuild now", update(LevelCritical, "2025-01-10 10:00"), Policy{}, "2025-01-10 11:00", "Rebuild due now: critical base image update"},
-		{"deferred, in the window's zone", update(LevelHigh, "2025-01-10 10:00"), Policy{BuildWindow: berlin}, "2025-01-10 12:00",
+		{"rebuild now", update(securitylevel.Critical, "2025-01-10 10:00"), Policy{}, "2025-01-10 11:00", "Rebuild due now: critical base image update"},
+		{"deferred, in the window's zone", update(securitylevel.High, "2025-01-10 10:00"), Policy{BuildWindow: berlin}, "2025-01-10 12:00",
 			"Rebuild deferred until 2025-01-11 02:00 CET, due by 2025-01-11 11:00 CET"},
-		{"deferred, UTC", update(LevelHigh, "2025-01-10 10:00"), Policy{BuildWindow: utc}, "2025-01-10 12:00",
+		{"deferred, UTC", update(securitylevel.High, "2025-01-10 10:00"), Policy{BuildWindow: utc}, "2025-01-10 12:00",
 			"Rebuild deferred until 2025-01-11 02:00 UTC, due by 2025-01-11 10:00 UTC"},
-		{"approval", update(LevelLow, "2025-01-10 10:00"), Policy{}, "2025-01-10 12:00", "Low base image update awaits manual approval"},
+		{"approval", update(securitylevel.Low, "2025-01-10 10:00"), Policy{}, "2025-01-10 12:00", "Low base image update awaits manual approval"},
 		{"age due", Change{Age: &ImageAge{ImageID: "ami-1", CreatedAt: at(t, "2024-01-01 00:00")}}, Policy{}, "2025-01-10 12:00",
 			"Rebuild due now: AMI at its maximum age"},
 		{"nothing", Change{Age: &ImageAge{ImageID: "ami-1", CreatedAt: at(t, "2025-01-01 00:00")}}, Policy{}, "2025-01-10 12:00",

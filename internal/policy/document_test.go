@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/autoami/terraform-provider-autoami/internal/securitylevel"
 )
 
 func customPolicy(t *testing.T) Policy {
@@ -141,13 +143,13 @@ func TestWithDefaultsCopies(t *testing.T) {
 	if p.Budget.MonthlyUSD != 100 || p.Prices["eu-central-1"].SnapshotGiBMonthUSD != 0.04 || p.BuildWindow.start != 22*60 {
 		t.Errorf("WithDefaults shares memory with its receiver")
 	}
-	if got := (Policy{}).WindowFor(LevelUnknown); got != Within(24*time.Hour) {
+	if got := (Policy{}).WindowFor(securitylevel.Unknown); got != Within(24*time.Hour) {
 		t.Errorf("default unknown window = %v, want 24h", got)
 	}
 	if got := (Policy{}).WindowFor("bogus"); got != Within(24*time.Hour) {
 		t.Errorf("unrecognised level window = %v, want unknown's 24h", got)
 	}
-	if got := (Policy{}).WindowFor(LevelLow); !got.IsManual() {
+	if got := (Policy{}).WindowFor(securitylevel.Low); !got.IsManual() {
 		t.Errorf("default low window = %v, want manual", got)
 	}
 	if err := Default().Validate(); err != nil {

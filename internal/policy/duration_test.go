@@ -153,25 +153,3 @@ func TestParseWindow(t *testing.T) {
 		t.Errorf("zero Window must be unset and render empty")
 	}
 }
-
-func TestParseSecurityLevel(t *testing.T) {
-	tests := map[string]SecurityLevel{
-		"critical": LevelCritical, "CRITICAL": LevelCritical,
-		"high": LevelHigh, "Important": LevelHigh,
-		"medium": LevelMedium, "moderate": LevelMedium,
-		"low": LevelLow, "negligible": LevelLow,
-		"unknown": LevelUnknown, "": LevelUnknown, "  ": LevelUnknown,
-	}
-	for in, want := range tests {
-		got, err := ParseSecurityLevel(in)
-		if err != nil || got != want {
-			t.Errorf("ParseSecurityLevel(%q) = %q, %v; want %q", in, got, err, want)
-		}
-	}
-	if _, err := ParseSecurityLevel("urgent"); err == nil || !strings.Contains(err.Error(), "critical, high") {
-		t.Errorf("ParseSecurityLevel(urgent) error = %v, want one listing the levels", err)
-	}
-	if got := Levels(); len(got) != 5 || got[0] != LevelCritical || got[4] != LevelUnknown {
-		t.Errorf("Levels() = %v", got)
-	}
-}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"strings"
+
+	"github.com/autoami/terraform-provider-autoami/internal/securitylevel"
 )
 
 // Defaults for fields a policy leaves unset.
@@ -13,22 +15,6 @@ const (
 	defaultKeepRevisions   = 3
 	defaultDeregisterAfter = 30 * day
 )
-
-func parseSecurityLevel(s string) (SecurityLevel, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "critical":
-		return LevelCritical, nil
-	case "high", "important":
-		return LevelHigh, nil
-	case "medium", "moderate":
-		return LevelMedium, nil
-	case "low", "negligible":
-		return LevelLow, nil
-	case "unknown", "":
-		return LevelUnknown, nil
-	}
-	return "", fmt.Errorf("unknown security level %q: want critical, high (or important), medium (or moderate), low (or negligible) or unknown", s)
-}
 
 func (p Policy) withDefaults() Policy {
 	defaults := DefaultSecurityWindows()
@@ -112,16 +98,16 @@ func checkUSD(field string, v float64) error {
 	return nil
 }
 
-func (p Policy) windowFor(level SecurityLevel) Window {
+func (p Policy) windowFor(level securitylevel.Level) Window {
 	w := p.withDefaults().SecurityWindows
 	switch level {
-	case LevelCritical:
+	case securitylevel.Critical:
 		return w.Critical
-	case LevelHigh:
+	case securitylevel.High:
 		return w.High
-	case LevelMedium:
+	case securitylevel.Medium:
 		return w.Medium
-	case LevelLow:
+	case securitylevel.Low:
 		return w.Low
 	}
 	return w.Unknown

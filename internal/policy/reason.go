@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/autoami/terraform-provider-autoami/internal/securitylevel"
 )
 
 // reasonTimeLayout is how decisions print times: minutes and the zone
@@ -37,7 +39,7 @@ func image(id, name string) string {
 	return id + " (" + name + ")"
 }
 
-func (r reasoner) updateSubject(u BaseImageUpdate, level SecurityLevel, skewed bool) string {
+func (r reasoner) updateSubject(u BaseImageUpdate, level securitylevel.Level, skewed bool) string {
 	kind := strings.TrimSpace(u.UpdateType)
 	if kind == "" {
 		kind = "base image"
@@ -54,7 +56,7 @@ func (r reasoner) updateSubject(u BaseImageUpdate, level SecurityLevel, skewed b
 		image(u.NewImageID, u.NewImageName), old, kind, level, released)
 }
 
-func (r reasoner) awaitingApproval(level SecurityLevel, hint string) string {
+func (r reasoner) awaitingApproval(level securitylevel.Level, hint string) string {
 	s := fmt.Sprintf("; not rebuilt: awaiting manual approval because the %s window is manual", level)
 	if hint = strings.TrimSpace(hint); hint != "" {
 		s += "; to approve, " + strings.TrimSuffix(hint, ".")

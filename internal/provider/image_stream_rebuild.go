@@ -118,11 +118,10 @@ func (r *imageStreamResource) refreshBaseImage(ctx context.Context, state *image
 				oldID = v.(types.String).ValueString()
 			}
 		}
-		level, _ := policy.ParseSecurityLevel(latest.SecurityLevel)
 		d, err := policy.Decide(policy.Change{Update: &policy.BaseImageUpdate{
 			OldImageID: oldID, OldImageName: current,
 			NewImageID: latest.Image.ID, NewImageName: latest.Image.Name,
-			ReleasedAt: latest.Image.CreationDate, Level: level, UpdateType: latest.UpdateType,
+			ReleasedAt: latest.Image.CreationDate, Level: latest.SecurityLevel, UpdateType: latest.UpdateType,
 			ApprovalHint: fmt.Sprintf("change rebuild_trigger of stream %q, or run terraform apply -replace on it", state.Name.ValueString()),
 		}}, pol, now())
 		if err != nil {
@@ -144,7 +143,7 @@ func latestBaseImageValue(res *baseimage.Result) types.Object {
 		"id":             types.StringValue(res.Image.ID),
 		"name":           types.StringValue(res.Image.Name),
 		"release_time":   timeString(res.Image.CreationDate),
-		"security_level": types.StringValue(res.SecurityLevel),
+		"security_level": types.StringValue(res.SecurityLevel.String()),
 		"update_type":    types.StringValue(res.UpdateType),
 	})
 	return v

@@ -410,28 +410,34 @@ func TestAccImageStream_baseImageUpdates(t *testing.T) {
 	}
 	releaseB := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
-		name     string
-		policy   policy.Policy
-		level    string
-		clock    time.Time
-		rebuild  bool
-		reason   string // regexp on rebuild_reason
-		approval bool
+		name   string
+		policy policy.Policy
+		level  string
+		// feedLevel is the advisory's word for the level; "" means level.
+		feedLevel string
+		clock     time.Time
+		rebuild   bool
+		reason    string // regexp on rebuild_reason
+		approval  bool
 	}{
 		{"immediate", policy.Policy{SecurityWindows: policy.SecurityWindows{High: policy.Immediate()}, BuildWindow: &window},
-			"high", releaseB.Add(time.Hour), true, `rebuild now because the high window is immediate`, false},
+			"high", "", releaseB.Add(time.Hour), true, `rebuild now because the high window is immediate`, false},
 		{"in window", policy.Policy{BuildWindow: &window},
-			"high", time.Date(2026, 11, 21, 3, 0, 0, 0, time.UTC), true, `rebuild now inside the build window \(open until 2026-11-21 06:00 UTC\)`, false},
+			"high", "", time.Date(2026, 11, 21, 3, 0, 0, 0, time.UTC), true, `rebuild now inside the build window \(open until 2026-11-21 06:00 UTC\)`, false},
 		{"deferred", policy.Policy{BuildWindow: &window},
-			"high", releaseB.Add(time.Hour), false, `rebuild deferred until the build window opens at 2026-11-21 02:00 UTC`, false},
+			"high", "important", releaseB.Add(time.Hour), false, `rebuild deferred until the build window opens at 2026-11-21 02:00 UTC`, false},
 		{"manual", policy.Policy{BuildWindow: &window},
-			"low", releaseB.Add(time.Hour), false, `awaiting manual approval because the low window is manual; to approve, change rebuild_trigger`, true},
+			"low", "", releaseB.Add(time.Hour), false, `awaiting manual approval because the low window is manual; to approve, change rebuild_trigger`, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("AUTOAMI_CACHE_DIR", t.TempDir())
 			overlay := t.TempDir()
 			writeTree(t, overlay, map[string]string{"etc/motd": "hello\n"})
-			feed := writeTestFeed(t, fmt.Sprintf(`{"advisories": [{"image_name": "vendor-2026.11.20", "security_level": %q}]}`, tc.level))
+			feedLevel := tc.feedLevel
+			if feedLevel == "" {
+				feedLevel = tc.level
+			}
+			feed := writeTestFeed(t, fmt.Sprintf(`{"advisories": [{"image_name": "vendor-2026.11.20", "security_level": %q}]}`, feedLevel))
 			policyName := "p-" + regexp.MustCompile(`\W`).ReplaceAllString(tc.name, "-")
 			config := func(trigger string) string {
 				return streamProviderConfig + fmt.Sprintf(`

@@ -137,7 +137,7 @@ func (r *imageStreamResource) Schema(ctx context.Context, _ resource.SchemaReque
 					"id":             computedStringAttr("Image ID in the home region."),
 					"name":           computedStringAttr("Image name."),
 					"release_time":   computedStringAttr("Creation time of the image (RFC 3339)."),
-					"security_level": computedStringAttr("`critical`, `high`, `medium`, `low` or `unknown`."),
+					"security_level": computedStringAttr(securityLevelDescription),
 					"update_type":    computedStringAttr("`security`, `feature`, `maintenance` or `unknown`."),
 				},
 			},

@@ -163,7 +163,7 @@ func (d *latestBaseImageDataSource) Schema(_ context.Context, _ datasource.Schem
 			},
 			"security_level_tag": schema.StringAttribute{
 				Optional:            true,
-				MarkdownDescription: fmt.Sprintf("Tag key on the image carrying its security level. Default `%s`.", baseimage.DefaultSecurityLevelTag),
+				MarkdownDescription: fmt.Sprintf("Tag key on the image carrying its security level (%s). Default `%s`.", securityLevelWords, baseimage.DefaultSecurityLevelTag),
 			},
 
 			"id":                     computedString("Image ID of the newest image."),
@@ -179,7 +179,7 @@ func (d *latestBaseImageDataSource) Schema(_ context.Context, _ datasource.Schem
 			"previous_name":          computedString("Name of the previous image."),
 			"previous_creation_date": computedString("Creation time of the previous image (RFC 3339)."),
 			"update_type":            computedString("`security`, `feature`, `maintenance` or `unknown`."),
-			"security_level":         computedString("`critical`, `high`, `medium`, `low` or `unknown`."),
+			"security_level":         computedString(securityLevelDescription),
 			"changelog_url":          computedString("Changelog link from the advisory feed; null when none."),
 			"cves": schema.ListAttribute{
 				ElementType: types.StringType, Computed: true,
@@ -294,7 +294,7 @@ func (d *latestBaseImageDataSource) Read(ctx context.Context, req datasource.Rea
 		m.PreviousID, m.PreviousName, m.PreviousCreationDate = types.StringValue(p.ID), types.StringValue(p.Name), timeString(p.CreationDate)
 	}
 	m.UpdateType = types.StringValue(res.UpdateType)
-	m.SecurityLevel = types.StringValue(res.SecurityLevel)
+	m.SecurityLevel = types.StringValue(res.SecurityLevel.String())
 	m.ChangelogURL = types.StringNull()
 	if res.ChangelogURL != "" {
 		m.ChangelogURL = types.StringValue(res.ChangelogURL)
@@ -304,6 +304,13 @@ func (d *latestBaseImageDataSource) Read(ctx context.Context, req datasource.Rea
 	m.CVEs = cves
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
 }
+
+// Descriptions of security levels, shared by the data source and the image
+// stream: the canonical levels are reported, the vendors' words accepted.
+const (
+	securityLevelWords       = "`critical`, `high`, `medium`, `low` or `unknown`, case-insensitive; the vendors' words `important`, `moderate` and `negligible` mean `high`, `medium` and `low`"
+	securityLevelDescription = "`critical`, `high`, `medium`, `low` or `unknown`. A tag or feed saying `important`, `moderate` or `negligible` (the words of Amazon Linux, Red Hat and Ubuntu advisories) is reported as `high`, `medium` or `low`."
+)
 
 // timeString renders a time as RFC 3339 in UTC; the zero time is null.
 func timeString(t time.Time) types.String {

@@ -244,6 +244,45 @@ data "autoami_latest_base_image" "tagged" {
 	})
 }
 
+// TestAccLatestBaseImage_vendorLevelWords: an image tagged with a vendor's
+// word for its level (Amazon Linux's "important", Red Hat's "moderate",
+// Ubuntu's "negligible") is found and reported at the canonical level
+// (regression: the lookup rejected them while the policy accepted them).
+func TestAccLatestBaseImage_vendorLevelWords(t *testing.T) {
+	resource.Test(t, resource.TestCase{
+		PreCheck: func() {
+			testAccPreCheck(t)
+			c := testAccClients(t, awsclient.Target{})
+			registerImage(t, c, "al-2026.11", map[string]string{"autoami:security-level": "important"})
+			registerImage(t, c, "rh-2026.11", map[string]string{"autoami:security-level": "Moderate"})
+			registerImage(t, c, "ub-2026.11", nil)
+		},
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{{
+			Config: testAccProviderConfig + fmt.Sprintf(`
+data "autoami_latest_base_image" "important" {
+  owners = ["self"]
+  name   = "al-*"
+}
+data "autoami_latest_base_image" "moderate" {
+  owners = ["self"]
+  name   = "rh-*"
+}
+data "autoami_latest_base_image" "negligible" {
+  owners     = ["self"]
+  name       = "ub-*"
+  advisories = %q
+}`, writeTestFeed(t, `{"advisories": [{"image_name": "ub-*", "security_level": "negligible"}]}`)),
+			Check: resource.ComposeTestCheckFunc(
+				resource.TestCheckResourceAttr("data.autoami_latest_base_image.important", "security_level", "high"),
+				resource.TestCheckResourceAttr("data.autoami_latest_base_image.important", "update_type", "security"),
+				resource.TestCheckResourceAttr("data.autoami_latest_base_image.moderate", "security_level", "medium"),
+				resource.TestCheckResourceAttr("data.autoami_latest_base_image.negligible", "security_level", "low"),
+			),
+		}},
+	})
+}
+
 func TestAccLatestBaseImage_errors(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -280,7 +319,9 @@ func TestAccLatestBaseImage_errors(t *testing.T) {
   advisories = "` + notJSON + `"`, `is not a valid feed document`},
 		{`owners = ["self"]
   name = "err-*"
-  advisories = "` + badLevel + `"`, `advisories[0] (image_name "err-*"): unknown security_level "severe"`},
+  advisories = "` + badLevel + `"`, `advisories[0] (image_name "err-*"): security_level: unknown security level "severe"`},
+		{`owners = ["self"]
+  name = "badtag-*"`, `has tag autoami:security-level = "severe", which is not a security level (want critical, high (or important)`},
 		{`owners = ["self"]
   name = "err-*"
   architecture = "sparc"`, `value must be one of`},
@@ -297,6 +338,7 @@ func TestAccLatestBaseImage_errors(t *testing.T) {
 			testAccPreCheck(t)
 			c := testAccClients(t, awsclient.Target{})
 			registerImage(t, c, "err-1", nil)
+			registerImage(t, c, "badtag-1", map[string]string{"autoami:security-level": "severe"})
 			if _, err := c.SSM.PutParameter(context.Background(), &ssm.PutParameterInput{
 				Name: aws.String("/not/an/ami"), Value: aws.String("hello"), Type: "String",
 			}); err != nil {
