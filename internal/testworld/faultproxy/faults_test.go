@@ -166,17 +166,13 @@ func TestErrorOnTheNthCall(t *testing.T) {
 
 	// With retries, the retry after the Nth call's 500 succeeds.
 	ctx, cfg = fresh(t, 3)
-	proxy.SetRules(Rule{Actions: []string{"ec2:RunInstances"}, Error: ErrorReply{Code: "InsufficientInstanceCapacity", Share: Share{Nth: 1}}})
-	images, err := ec2.NewFromConfig(cfg).DescribeImages(ctx, &ec2.DescribeImagesInput{})
-	if err != nil || len(images.Images) == 0 {
-		t.Fatalf("moto's built-in images: %v", err)
+	proxy.SetRules(Rule{Actions: []string{"ec2:CreateVolume"}, Error: ErrorReply{Code: "InsufficientVolumeCapacity", Share: Share{Nth: 1}}})
+	vol, err := ec2.NewFromConfig(cfg).CreateVolume(ctx, &ec2.CreateVolumeInput{AvailabilityZone: aws.String(region + "a"), Size: aws.Int32(1)})
+	if err != nil || vol.VolumeId == nil {
+		t.Fatalf("CreateVolume after one InsufficientVolumeCapacity: %v", err)
 	}
-	out, err := ec2.NewFromConfig(cfg).RunInstances(ctx, &ec2.RunInstancesInput{ImageId: images.Images[0].ImageId, MinCount: aws.Int32(1), MaxCount: aws.Int32(1)})
-	if err != nil || len(out.Instances) != 1 {
-		t.Fatalf("RunInstances after one InsufficientInstanceCapacity: %v", err)
-	}
-	if st := proxy.Stat("ec2:RunInstances"); st.Calls != 2 || st.Errors != 1 {
-		t.Fatalf("RunInstances counted %+v, want 2 attempts, 1 error", st)
+	if st := proxy.Stat("ec2:CreateVolume"); st.Calls != 2 || st.Errors != 1 {
+		t.Fatalf("CreateVolume counted %+v, want 2 attempts, 1 error", st)
 	}
 }
 
