@@ -147,12 +147,8 @@ func TestBlocksCrossAccountAndRegion(t *testing.T) {
 		wantFileSize(t, file, gibibyte)
 		wantFileBlocks(t, file, want)
 
-		// Deregistering with DeleteAssociatedSnapshots (or DeleteSnapshot)
-		// removes the copy's bytes.
-		if _, err := thirdThere.DeregisterImage(ctx, &ec2.DeregisterImageInput{ImageId: out.ImageId}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := thirdThere.DeleteSnapshot(ctx, &ec2.DeleteSnapshotInput{SnapshotId: aws.String(copied)}); err != nil {
+		// Deregistering with DeleteAssociatedSnapshots removes the copy's bytes.
+		if _, err := thirdThere.DeregisterImage(ctx, &ec2.DeregisterImageInput{ImageId: out.ImageId, DeleteAssociatedSnapshots: aws.Bool(true)}); err != nil {
 			t.Fatal(err)
 		}
 		wantNoFile(t, file)
