@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -169,8 +170,21 @@ func TestInventoryListsWhatTestsMadeAndNothingAfterDeletion(t *testing.T) {
 		t.Errorf("leftovers of stream web: %d, want 4 (volume, snapshot, image, parameter):\n%s", len(left), resourceLines(left))
 	}
 
-	// Delete it all, as a destroy would.
+	// Delete it all, as a destroy would: detach, terminate and wait, delete.
+	if _, err := a.DetachVolume(ctx, &ec2.DetachVolumeInput{VolumeId: vol.VolumeId}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := a.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{instanceID}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ec2.NewVolumeAvailableWaiter(a, func(o *ec2.VolumeAvailableWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 100*time.Millisecond, 500*time.Millisecond
+	}).Wait(ctx, &ec2.DescribeVolumesInput{VolumeIds: []string{volID}}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := ec2.NewInstanceTerminatedWaiter(a, func(o *ec2.InstanceTerminatedWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 100*time.Millisecond, 500*time.Millisecond
+	}).Wait(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{instanceID}}, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	deletions := []func() error{
