@@ -873,12 +873,51 @@ def _run_instances(self, image_id, count, user_data, security_group_names, **kwa
         if requested is None:
             requested = template.data.get("BlockDeviceMappings") or []
     ami = core._visible_images(self).get(image_id or template_image) if (image_id or template_image) else None
-    if ami is not None or requested:
-        kwargs["block_device_mappings"] = _launch_mappings(self, ami, requested or [])
-    return _prev_run_instances(self, image_id, count, user_data, security_group_names, **kwargs)
+    # GAP: the launch looked up the image's snapshots among the caller's own
+    # and those shared with it for volume creation only.
+    # AWS: launching an image shared with the account (by account,
+    # organisation or publicly) needs no access to its snapshots: the root
+    # volume is made from the owner's snapshot.
+    _LOCAL.launch_snapshots = _owner_snapshots(self, ami)
+    try:
+        if ami is not None or requested:
+            kwargs["block_device_mappings"] = _launch_mappings(self, ami, requested or [])
+        return _prev_run_instances(self, image_id, count, user_data, security_group_names, **kwargs)
+    finally:
+        _LOCAL.launch_snapshots = {}
 
 
 InstanceBackend.run_instances = _run_instances
+
+
+def _owner_snapshots(backend, ami):
+    """The snapshots behind another account's image, by ID, from its owner's
+    backend in the same region; empty for the caller's own images."""
+    if ami is None or ami.owner_id == backend.account_id:
+        return {}
+    owner = dict.get(dict.get(ec2_backends, ami.owner_id) or {}, backend.region_name)
+    if owner is None:
+        return {}
+    found = {}
+    for mapping in ami.block_device_mappings:
+        snapshot_id = (mapping.get("Ebs") or {}).get("SnapshotId")
+        snap = owner.snapshots.get(snapshot_id) if snapshot_id else None
+        if snap is not None:
+            found[snapshot_id] = snap
+    return found
+
+
+_prev_get_snapshot = EBSBackend.get_snapshot
+
+
+def _get_snapshot_during_launch(self, snapshot_id):
+    snap = (getattr(_LOCAL, "launch_snapshots", None) or {}).get(snapshot_id)
+    if snap is not None:
+        return snap
+    return _prev_get_snapshot(self, snapshot_id)
+
+
+EBSBackend.get_snapshot = _get_snapshot_during_launch
 
 
 # --- EBS direct APIs on the snapshots' files ------------------------------------------------
