@@ -9,37 +9,61 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/autoami/terraform-provider-autoami/internal/testworld/inprocess"
 	"github.com/autoami/terraform-provider-autoami/internal/unpacker/testpki"
 	"github.com/autoami/terraform-provider-autoami/internal/unpacker/wire"
 )
 
 // TestAttachWaitsAsLongAsTheDaemon: a request the daemon may spend its
 // wait on (attach-device) is not cut off by the client's per-request
-// timeout.
+// timeout, while any other request is. The daemon is a handler served
+// in-process in a synctest bubble, so its delay is fake time and each call
+// ends at an exact instant.
 func TestAttachWaitsAsLongAsTheDaemon(t *testing.T) {
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req wire.AttachDeviceRequest
-		json.NewDecoder(r.Body).Decode(&req)
-		time.Sleep(time.Duration(req.WaitSeconds * float64(time.Second) * 0.8)) // the device appears late
-		json.NewEncoder(w).Encode(wire.Device{VolumeID: req.VolumeID, Path: "/dev/loop7"})
-	}))
-	defer srv.Close()
-	c, err := New(Config{
-		Address:     srv.URL,
-		Fingerprint: wire.Fingerprint(srv.Certificate().Raw),
-		Certificate: testpki.NewCA(t, "client CA").ClientCertificate(t, "provider"),
-		Timeout:     500 * time.Millisecond,
-		RetryMax:    1,
+	synctest.Test(t, func(t *testing.T) {
+		const deviceLate = 1600 * time.Millisecond // within the attach wait, past the timeout
+		daemon := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(deviceLate) // fake time: the device appears late, the status is slow
+			if r.URL.Path == wire.PathStatus {
+				json.NewEncoder(w).Encode(wire.Status{Version: "test"})
+				return
+			}
+			var req wire.AttachDeviceRequest
+			json.NewDecoder(r.Body).Decode(&req)
+			json.NewEncoder(w).Encode(wire.Device{VolumeID: req.VolumeID, Path: "/dev/loop7"})
+		})
+		c, err := New(Config{
+			Address:     "unpacker.test",
+			Fingerprint: "sha256:" + strings.Repeat("ab", 32),
+			Certificate: testpki.NewCA(t, "client CA").ClientCertificate(t, "provider"),
+			Timeout:     500 * time.Millisecond,
+			RetryMax:    1,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.impl.http.HTTPClient = inprocess.Client(daemon)
+
+		start := time.Now()
+		dev, err := c.AttachDevice(context.Background(), wire.AttachDeviceRequest{VolumeID: "vol-1", WaitSeconds: 2})
+		if err != nil || dev.Path != "/dev/loop7" {
+			t.Fatalf("attach with a 2 s device wait and a 0.5 s request timeout: %+v, %v", dev, err)
+		}
+		if el := time.Since(start); el != deviceLate {
+			t.Errorf("attach took %s, want the daemon's %s", el, deviceLate)
+		}
+		start = time.Now()
+		if _, err := c.Status(context.Background()); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("status from a daemon slower than the timeout: %v, want a deadline", err)
+		}
+		if el := time.Since(start); el != 500*time.Millisecond {
+			t.Errorf("status gave up after %s, want the 0.5 s timeout (retries included)", el)
+		}
+		time.Sleep(deviceLate) // fake time: the slow status handler ends too, inside the bubble
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dev, err := c.AttachDevice(context.Background(), wire.AttachDeviceRequest{VolumeID: "vol-1", WaitSeconds: 2})
-	if err != nil || dev.Path != "/dev/loop7" {
-		t.Fatalf("attach with a 2 s device wait and a 0.5 s request timeout: %+v, %v", dev, err)
-	}
 	if got := attachWait(wire.AttachDeviceRequest{}); got != wire.DefaultAttachWaitSeconds*time.Second {
 		t.Errorf("default attach wait %s", got)
 	}

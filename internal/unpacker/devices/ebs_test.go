@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -81,25 +82,39 @@ func TestEBSFinder(t *testing.T) {
 			}
 		})
 	}
+	// The waits run in synctest bubbles: the finder's polls and the
+	// deadlines are fake time, so each wait ends at an exact instant.
 	t.Run("missing volume times out with ErrNotFound", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-		defer cancel()
-		_, err := f.Attach(ctx, AttachRequest{VolumeID: "vol-0000000000000000b", DeviceName: "/dev/sdz"})
-		if !errors.Is(err, ErrNotFound) || !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("got %v, want ErrNotFound and a deadline", err)
-		}
+		synctest.Test(t, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+			defer cancel()
+			start := time.Now()
+			_, err := f.Attach(ctx, AttachRequest{VolumeID: "vol-0000000000000000b", DeviceName: "/dev/sdz"})
+			if !errors.Is(err, ErrNotFound) || !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("got %v, want ErrNotFound and a deadline", err)
+			}
+			if el := time.Since(start); el != 50*time.Millisecond {
+				t.Errorf("gave up after %s, want the deadline's 50ms", el)
+			}
+		})
 	})
 	t.Run("device appearing while waiting", func(t *testing.T) {
-		go func() {
-			time.Sleep(30 * time.Millisecond)
-			m.nvme(t, "nvme4n1", "vol0bbbbbbbbbbbbbbbb", true)
-		}()
-		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		dev, err := f.Attach(ctx, AttachRequest{VolumeID: "vol-0bbbbbbbbbbbbbbbb"})
-		if err != nil || dev.Path != filepath.Join(m.dev, "nvme4n1") {
-			t.Fatalf("got %+v, %v", dev, err)
-		}
+		synctest.Test(t, func(t *testing.T) {
+			start := time.Now()
+			go func() {
+				time.Sleep(35 * time.Millisecond) // fake time (synctest)
+				m.nvme(t, "nvme4n1", "vol0bbbbbbbbbbbbbbbb", true)
+			}()
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			dev, err := f.Attach(ctx, AttachRequest{VolumeID: "vol-0bbbbbbbbbbbbbbbb"})
+			if err != nil || dev.Path != filepath.Join(m.dev, "nvme4n1") {
+				t.Fatalf("got %+v, %v", dev, err)
+			}
+			if el := time.Since(start); el != 40*time.Millisecond {
+				t.Errorf("found the device after %s, want the first poll (every 10ms) after it appeared at 35ms", el)
+			}
+		})
 	})
 	t.Run("lookup does not wait", func(t *testing.T) {
 		if _, err := f.Lookup(ctx, "vol-0cccccccccccccccc"); !errors.Is(err, ErrNotFound) {

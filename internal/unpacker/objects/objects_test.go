@@ -14,7 +14,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
+
+	"github.com/autoami/terraform-provider-autoami/internal/testworld/inprocess"
 )
 
 func want(b []byte) Want { return Want{Digest: sha256.Sum256(b), Size: int64(len(b))} }
@@ -114,7 +117,9 @@ func TestLocalStoreNeverKeepsBadObjects(t *testing.T) {
 }
 
 // objectServer serves objects by path /<hex>, failing the first failures
-// requests for each object with 503 and counting requests.
+// requests for each object with 503 and counting requests. Each request
+// takes 5 ms (of a synctest bubble's fake time), so that requests overlap
+// as much as the client lets them.
 type objectServer struct {
 	objects  map[string][]byte
 	failures int
@@ -133,7 +138,7 @@ func (o *objectServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
-	time.Sleep(5 * time.Millisecond)
+	time.Sleep(5 * time.Millisecond) // fake time: see synctest
 	key := strings.TrimPrefix(r.URL.Path, "/")
 	o.mu.Lock()
 	o.seen[key]++
@@ -151,66 +156,68 @@ func (o *objectServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Write(b)
 }
 
+// TestURLSourceFetchesBatchesAsTheyArrive runs in a synctest bubble: the
+// server's latency and the fetcher's backoff are fake time, and after
+// each step the test waits until every download that can run has run.
 func TestURLSourceFetchesBatchesAsTheyArrive(t *testing.T) {
-	ctx := context.Background()
-	srv := &objectServer{objects: map[string][]byte{}, failures: 1, seen: map[string]int{}}
-	var wants []Want
-	urls := map[Digest]string{}
-	ts := httptest.NewServer(srv)
-	defer ts.Close()
-	for i := range 20 {
-		b := bytes.Repeat([]byte{byte(i)}, 1000+i)
-		w := want(b)
-		srv.objects[w.Digest.String()] = b
-		wants = append(wants, w)
-		urls[w.Digest] = ts.URL + "/" + w.Digest.String() + "?X-Amz-Signature=s3cr3t"
-	}
-	f := NewHTTPFetcher(FetcherOptions{RetryMax: 3})
-	src := NewURLSource(f, 4)
-	sink, _ := OpenLocalStore(t.TempDir())
-	done := make(chan error, 1)
-	go func() { done <- src.Fetch(ctx, wants, sink) }()
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		srv := &objectServer{objects: map[string][]byte{}, failures: 1, seen: map[string]int{}}
+		var wants []Want
+		urls := map[Digest]string{}
+		for i := range 20 {
+			b := bytes.Repeat([]byte{byte(i)}, 1000+i)
+			w := want(b)
+			srv.objects[w.Digest.String()] = b
+			wants = append(wants, w)
+			urls[w.Digest] = "http://store.test/" + w.Digest.String() + "?X-Amz-Signature=s3cr3t"
+		}
+		f := NewHTTPFetcher(FetcherOptions{RetryMax: 3, HTTPClient: inprocess.Client(srv)})
+		src := NewURLSource(f, 4)
+		sink, _ := OpenLocalStore(t.TempDir())
+		done := make(chan error, 1)
+		go func() { done <- src.Fetch(ctx, wants, sink) }()
 
-	// The daemon learns what is pending and supplies URLs in two batches.
-	deadline := time.Now().Add(5 * time.Second)
-	for len(src.Pending()) != len(wants) {
-		if time.Now().After(deadline) {
-			t.Fatalf("pending: %d, want %d", len(src.Pending()), len(wants))
+		// The daemon learns what is pending and supplies URLs in two batches.
+		synctest.Wait()
+		if n := len(src.Pending()); n != len(wants) {
+			t.Fatalf("pending: %d, want %d", n, len(wants))
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	first, second := map[Digest]string{}, map[Digest]string{}
-	for i, w := range wants {
-		if i < 10 {
-			first[w.Digest] = urls[w.Digest]
-		} else {
-			second[w.Digest] = urls[w.Digest]
+		first, second := map[Digest]string{}, map[Digest]string{}
+		for i, w := range wants {
+			if i < 10 {
+				first[w.Digest] = urls[w.Digest]
+			} else {
+				second[w.Digest] = urls[w.Digest]
+			}
 		}
-	}
-	if err := src.Supply(first); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(50 * time.Millisecond)
-	if n := len(src.Pending()); n != 10 {
-		t.Errorf("after the first batch %d objects pending, want 10", n)
-	}
-	if err := src.Supply(second); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	for _, w := range wants {
-		if ok, _ := sink.Has(ctx, w.Digest); !ok {
-			t.Fatalf("object %s not fetched", w.Digest)
+		if err := src.Supply(first); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if m := srv.maxSeen.Load(); m > 4 {
-		t.Errorf("%d concurrent requests, limit 4", m)
-	}
-	if srv.seen[wants[0].Digest.String()] != 2 {
-		t.Errorf("object fetched %d times; want a retry after the 503", srv.seen[wants[0].Digest.String()])
-	}
+		synctest.Wait()
+		if n := len(src.Pending()); n != 10 {
+			t.Errorf("after the first batch %d objects pending, want 10", n)
+		}
+		if err := src.Supply(second); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range wants {
+			if ok, _ := sink.Has(ctx, w.Digest); !ok {
+				t.Fatalf("object %s not fetched", w.Digest)
+			}
+		}
+		if m := srv.maxSeen.Load(); m != 4 {
+			t.Errorf("%d concurrent requests at most, want the limit of 4", m)
+		}
+		for _, w := range wants {
+			if n := srv.seen[w.Digest.String()]; n != 2 {
+				t.Errorf("object fetched %d times; want once more after the 503", n)
+			}
+		}
+	})
 }
 
 func TestHTTPFetcherRejectsWrongContentWithoutLeakingTheURL(t *testing.T) {

@@ -76,7 +76,9 @@ func TestCrashDuringUnpack(t *testing.T) {
 
 		p = w.start(tc.point)
 		c = p.client(w)
-		// Watch every status while the unpack runs.
+		// Watch every status while the unpack runs, one request after
+		// another (paced by a ticker, so as not to take a core from the
+		// daemon), until the daemon is killed.
 		var (
 			mu        sync.Mutex
 			early     []wire.Stream
@@ -84,15 +86,17 @@ func TestCrashDuringUnpack(t *testing.T) {
 			pollDone  = make(chan struct{})
 			stopPoll  = make(chan struct{})
 			unpackEnd = make(chan struct{})
+			// paused is closed when the daemon said it paused; the poller
+			// closes sawPaused after a status it asked for after that.
+			paused    = make(chan struct{})
+			sawPaused = make(chan struct{})
 		)
 		go func() {
 			defer close(pollDone)
+			tick := time.NewTicker(2 * time.Millisecond)
+			defer tick.Stop()
 			for {
-				select {
-				case <-stopPoll:
-					return
-				default:
-				}
+				afterPause := isClosed(paused)
 				if st, err := c.Status(ctx); err == nil {
 					if s, err := streamOf(st, testStream); err == nil {
 						mu.Lock()
@@ -101,9 +105,16 @@ func TestCrashDuringUnpack(t *testing.T) {
 							early = append(early, s)
 						}
 						mu.Unlock()
+						if afterPause && !isClosed(sawPaused) {
+							close(sawPaused)
+						}
 					}
 				}
-				time.Sleep(2 * time.Millisecond)
+				select {
+				case <-stopPoll:
+					return
+				case <-tick.C:
+				}
 			}
 		}()
 		uctx, ucancel := context.WithCancel(ctx)
@@ -114,7 +125,12 @@ func TestCrashDuringUnpack(t *testing.T) {
 		if !p.waitLineOr("PAUSED AT "+tc.point, time.Minute, unpackEnd) {
 			t.Fatalf("%s: the unpack ended without reaching the point", tc.point)
 		}
-		time.Sleep(20 * time.Millisecond) // let the poller see the paused state
+		close(paused)
+		select { // the poller sees the paused daemon before it dies
+		case <-sawPaused:
+		case <-ctx.Done():
+			t.Fatalf("%s: the poller got no status of the paused daemon: %v", tc.point, ctx.Err())
+		}
 		p.kill()
 		close(stopPoll)
 		<-pollDone
@@ -172,5 +188,15 @@ func TestCrashDuringUnpack(t *testing.T) {
 		}
 		p.stop()
 		current = target
+	}
+}
+
+// isClosed reports whether ch is closed (it is only ever closed, never sent on).
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }

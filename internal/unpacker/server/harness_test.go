@@ -341,10 +341,9 @@ type contentServer struct {
 	// expireFirst makes the first URL signed for these objects already
 	// expired, as if it waited too long.
 	expireFirst map[string]bool
-	// failOnce makes the first fetch of an object fail (404), after as many
-	// other objects as its value were served (or 20 s passed).
-	failOnce map[string]int
-	served   int // object responses sent in full
+	// failOnce holds the first fetch of an object until its channel is
+	// closed (the test says when), then fails it (404).
+	failOnce map[string]chan struct{}
 }
 
 func newContentServer(t testing.TB) *contentServer {
@@ -353,7 +352,7 @@ func newContentServer(t testing.TB) *contentServer {
 		t.Fatal(err)
 	}
 	c := &contentServer{t: t, store: store, key: []byte("test signing key"), manifests: map[string][]byte{},
-		fetches: map[string]int{}, signed: map[string]int{}, expireFirst: map[string]bool{}, failOnce: map[string]int{}}
+		fetches: map[string]int{}, signed: map[string]int{}, expireFirst: map[string]bool{}, failOnce: map[string]chan struct{}{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /manifests/{rev}", func(w http.ResponseWriter, r *http.Request) {
 		c.mu.Lock()
@@ -382,17 +381,13 @@ func newContentServer(t testing.TB) *contentServer {
 			return
 		}
 		c.mu.Lock()
-		after, fail := c.failOnce[h]
+		release, fail := c.failOnce[h]
 		delete(c.failOnce, h)
 		c.mu.Unlock()
 		if fail {
-			for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-				c.mu.Lock()
-				n := c.served
-				c.mu.Unlock()
-				if n >= after {
-					break
-				}
+			select {
+			case <-release:
+			case <-r.Context().Done():
 			}
 			http.Error(w, "NoSuchKey (injected)", http.StatusNotFound)
 			return
@@ -406,11 +401,7 @@ func newContentServer(t testing.TB) *contentServer {
 		c.mu.Lock()
 		c.fetches[h]++
 		c.mu.Unlock()
-		if _, err := io.Copy(w, f); err == nil {
-			c.mu.Lock()
-			c.served++
-			c.mu.Unlock()
-		}
+		io.Copy(w, f)
 	})
 	c.srv = httptest.NewServer(mux)
 	t.Cleanup(c.srv.Close)
