@@ -89,6 +89,13 @@ func TestHTTPFetcherRetriesInOneLayer(t *testing.T) {
 			t.Errorf("wait before retry %d: %s, want %s…%s", i+1, w, full/2, full)
 		}
 	}
+
+	// A negative RetryMax means no retries: one attempt.
+	requests.Store(0)
+	f, _ = testFetcher(FetcherOptions{RetryMax: -1})
+	if err := f.Get(context.Background(), srv.URL+"/o", want(obj), sink); err == nil || requests.Load() != 1 {
+		t.Errorf("RetryMax -1: %d requests, error %v; want one request and its error", requests.Load(), err)
+	}
 }
 
 // TestHTTPFetcherHonoursSlowDownAndRetryAfter: S3's 503 SlowDown with a
