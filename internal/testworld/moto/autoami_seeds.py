@@ -162,3 +162,21 @@ def _visible_images(backend):
 
 
 core._visible_images = _visible_images
+
+
+# Seed a region's Debian images before the first EC2 call there is handled,
+# not inside whichever call first lists images: that call would otherwise
+# pay for it and make timings (pending windows) depend on call order.
+from moto.ec2.responses import EC2Response  # noqa: E402
+
+_orig_call_action = EC2Response.call_action
+
+
+def _call_action(self):
+    region = getattr(self, "region", None)
+    if region and region not in _SEEDED:
+        _seed_debian(region)
+    return _orig_call_action(self)
+
+
+EC2Response.call_action = _call_action
