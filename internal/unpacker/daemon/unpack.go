@@ -332,6 +332,16 @@ func (s *stream) runUnpack(ctx context.Context, job *unpackJob) error {
 // when the volume was touched, or back where it was when it was not.
 func (s *stream) finishJob(job *unpackJob, err error, prevState wire.StreamState, prevRevision string) {
 	rec, _ := s.d.store.stream(s.name)
+	c := job.queue.counters()
+	s.d.metrics.objectsFetched.Add(float64(c.objectsDone))
+	s.d.metrics.bytesFetched.Add(float64(c.bytesDone))
+	s.d.metrics.urlsRejected.Add(float64(c.urlsRejected))
+
+	// The job's end and the stream's new state change together, under the
+	// stream's lock (readers take it first, then the job's): a status never
+	// shows the unpack's error while the stream is still in its phase.
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	job.mu.Lock()
 	job.err = err
 	job.finishedAt = time.Now()
@@ -341,13 +351,6 @@ func (s *stream) finishJob(job *unpackJob, err error, prevState wire.StreamState
 	}
 	res := job.result
 	job.mu.Unlock()
-	c := job.queue.counters()
-	s.d.metrics.objectsFetched.Add(float64(c.objectsDone))
-	s.d.metrics.bytesFetched.Add(float64(c.bytesDone))
-	s.d.metrics.urlsRejected.Add(float64(c.urlsRejected))
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if err == nil {
 		if terr := s.setStateWithLock(wire.StateClean); terr != nil {
 			// Not clean, then: the safe state, reachable from every
