@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
 	"github.com/autoami/terraform-provider-autoami/internal/policy"
+	"github.com/autoami/terraform-provider-autoami/internal/policystore"
 )
 
 var (
@@ -278,39 +279,39 @@ func (r *policyResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &planned)...)
 }
 
-func (r *policyResource) store(ctx context.Context) (policyStore, error) {
-	if r.data == nil {
-		return policyStore{}, errors.New("the provider is not configured")
+func (r *policyResource) store(ctx context.Context) (*policystore.Store, error) {
+	return policyStoreOf(ctx, r.data)
+}
+
+// policyStoreOf opens the policy store of the provider's home region.
+func policyStoreOf(ctx context.Context, data *providerData) (*policystore.Store, error) {
+	if data == nil {
+		return nil, errors.New("the provider is not configured")
 	}
-	c, err := r.data.clients.Home(ctx)
+	c, err := data.clients.Home(ctx)
 	if err != nil {
-		return policyStore{}, fmt.Errorf("AWS clients for the home region: %w", err)
+		return nil, fmt.Errorf("AWS clients for the home region: %w", err)
 	}
-	return policyStore{ssm: c.SSM, region: c.Target.Region}, nil
+	return policystore.New(c.SSM, c.Target.Region), nil
 }
 
-// description is the parameter's description: what it is and the rules.
-func description(p policy.Policy) string {
-	return fmt.Sprintf("autoami rebuild policy %q: %s", p.Name, p.Summary())
-}
-
-// applied returns the plan as it will be stored: the policy, its document
-// and the tags.
-func (r *policyResource) applied(ctx context.Context, plan *policyResourceModel) (policy.Policy, string, map[string]string, bool) {
+// applied returns the plan as it will be stored: the policy and the tags; it
+// sets the plan's summary and document.
+func (r *policyResource) applied(ctx context.Context, plan *policyResourceModel) (policy.Policy, map[string]string, bool) {
 	p, ok, diags := policyFromModel(ctx, *plan)
 	if diags.HasError() || !ok {
-		return policy.Policy{}, "", nil, false
+		return policy.Policy{}, nil, false
 	}
 	doc, err := p.Document()
 	if err != nil {
-		return policy.Policy{}, "", nil, false
+		return policy.Policy{}, nil, false
 	}
 	tags := map[string]string{}
 	if diags := plan.TagsAll.ElementsAs(ctx, &tags, false); diags.HasError() {
-		return policy.Policy{}, "", nil, false
+		return policy.Policy{}, nil, false
 	}
 	plan.Summary, plan.Document = types.StringValue(p.Summary()), types.StringValue(string(doc))
-	return p, string(doc), tags, true
+	return p, tags, true
 }
 
 func (r *policyResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
@@ -319,7 +320,7 @@ func (r *policyResource) Create(ctx context.Context, req resource.CreateRequest,
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	p, doc, tags, ok := r.applied(ctx, &plan)
+	p, tags, ok := r.applied(ctx, &plan)
 	if !ok {
 		resp.Diagnostics.AddError("Incomplete policy", "the policy still has unknown or invalid values at apply; this is a bug in the provider")
 		return
@@ -330,11 +331,18 @@ func (r *policyResource) Create(ctx context.Context, req resource.CreateRequest,
 		return
 	}
 	name := plan.ParameterName.ValueString()
-	if err := store.create(ctx, name, doc, description(p), tags); err != nil {
+	err = store.Create(ctx, name, p, tags)
+	if errors.Is(err, policystore.ErrExists) {
+		resp.Diagnostics.AddError("Cannot create policy", fmt.Sprintf(
+			"policy parameter %s already exists in %s: import it (terraform import <address> %s) or choose another name or parameter_prefix",
+			name, store.Region(), name))
+		return
+	}
+	if err != nil {
 		resp.Diagnostics.AddError("Cannot create policy", err.Error())
 		return
 	}
-	stored, err := store.get(ctx, name)
+	stored, err := store.Get(ctx, name)
 	if err != nil {
 		resp.Diagnostics.AddError("Cannot read the created policy", fmt.Sprintf("policy parameter %s: %v", name, err))
 		return
@@ -356,15 +364,15 @@ func (r *policyResource) Read(ctx context.Context, req resource.ReadRequest, res
 		return
 	}
 	name := state.ParameterPrefix.ValueString() + state.Name.ValueString()
-	stored, err := store.get(ctx, name)
-	if errors.Is(err, errPolicyNotFound) {
+	stored, err := store.Get(ctx, name)
+	if errors.Is(err, policystore.ErrNotFound) {
 		if !state.Document.IsNull() { // an import of a missing policy is an error, below
 			resp.Diagnostics.AddWarning("Policy deleted outside Terraform",
 				fmt.Sprintf("The SSM parameter %s of policy %q is gone; the next apply recreates it.", name, state.Name.ValueString()))
 			resp.State.RemoveResource(ctx)
 			return
 		}
-		resp.Diagnostics.AddError("Policy not found", fmt.Sprintf("There is no SSM parameter %s in %s.", name, store.region))
+		resp.Diagnostics.AddError("Policy not found", fmt.Sprintf("There is no SSM parameter %s in %s.", name, store.Region()))
 		return
 	}
 	if err != nil {
@@ -428,7 +436,7 @@ func (r *policyResource) Update(ctx context.Context, req resource.UpdateRequest,
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	p, doc, tags, ok := r.applied(ctx, &plan)
+	p, tags, ok := r.applied(ctx, &plan)
 	if !ok {
 		resp.Diagnostics.AddError("Incomplete policy", "the policy still has unknown or invalid values at apply; this is a bug in the provider")
 		return
@@ -441,11 +449,11 @@ func (r *policyResource) Update(ctx context.Context, req resource.UpdateRequest,
 		return
 	}
 	name := plan.ParameterName.ValueString()
-	if err := store.update(ctx, name, doc, description(p), oldTags, tags); err != nil {
+	if err := store.Update(ctx, name, p, oldTags, tags); err != nil {
 		resp.Diagnostics.AddError("Cannot update policy", err.Error())
 		return
 	}
-	stored, err := store.get(ctx, name)
+	stored, err := store.Get(ctx, name)
 	if err != nil {
 		resp.Diagnostics.AddError("Cannot read the updated policy", fmt.Sprintf("policy parameter %s: %v", name, err))
 		return
@@ -466,7 +474,7 @@ func (r *policyResource) Delete(ctx context.Context, req resource.DeleteRequest,
 		resp.Diagnostics.AddError("Cannot delete policy", err.Error())
 		return
 	}
-	if err := store.delete(ctx, state.ParameterName.ValueString()); err != nil {
+	if err := store.Delete(ctx, state.ParameterName.ValueString()); err != nil {
 		resp.Diagnostics.AddError("Cannot delete policy", err.Error())
 	}
 }

@@ -93,13 +93,3 @@ func TestPolicyNameAndPrefix(t *testing.T) {
 		}
 	}
 }
-
-func TestTruncateRunes(t *testing.T) {
-	if got := truncateRunes("ab", 5); got != "ab" {
-		t.Errorf("short string changed: %q", got)
-	}
-	long := strings.Repeat("é", 2000)
-	if got := truncateRunes(long, 1024); len([]rune(got)) != 1024 || !strings.HasSuffix(got, "…") {
-		t.Errorf("truncated to %d runes", len([]rune(got)))
-	}
-}

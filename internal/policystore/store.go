@@ -1,4 +1,4 @@
-package provider
+package policystore
 
 import (
 	"context"
@@ -10,45 +10,46 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+
+	"github.com/autoami/terraform-provider-autoami/internal/policy"
 )
 
 // maxDescriptionRunes is SSM's limit on a parameter description.
 const maxDescriptionRunes = 1024
 
-// policyStore keeps policy documents in SSM parameters of the home region.
-type policyStore struct {
-	ssm    *ssm.Client
-	region string
-}
-
-// storedPolicy is what the store read back.
-type storedPolicy struct {
-	ARN      string
-	Document string
-	Tags     map[string]string
-}
-
-// errPolicyNotFound: the parameter does not exist.
-var errPolicyNotFound = errors.New("policy parameter not found")
-
-// get reads the parameter and its tags; errPolicyNotFound when it is gone.
-func (s policyStore) get(ctx context.Context, name string) (storedPolicy, error) {
+func (s *Store) get(ctx context.Context, name string) (Stored, error) {
 	out, err := s.ssm.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(name)})
 	var notFound *ssmtypes.ParameterNotFound
 	if errors.As(err, &notFound) {
-		return storedPolicy{}, errPolicyNotFound
+		return Stored{}, fmt.Errorf("no SSM parameter %s in %s: %w", name, s.region, ErrNotFound)
 	}
 	if err != nil {
-		return storedPolicy{}, fmt.Errorf("read policy parameter %s in %s: %w", name, s.region, err)
+		return Stored{}, fmt.Errorf("read policy parameter %s in %s: %w", name, s.region, err)
 	}
 	tags, err := s.tags(ctx, name)
 	if err != nil {
-		return storedPolicy{}, err
+		return Stored{}, err
 	}
-	return storedPolicy{ARN: aws.ToString(out.Parameter.ARN), Document: aws.ToString(out.Parameter.Value), Tags: tags}, nil
+	return Stored{ARN: aws.ToString(out.Parameter.ARN), Document: aws.ToString(out.Parameter.Value), Tags: tags}, nil
 }
 
-func (s policyStore) tags(ctx context.Context, name string) (map[string]string, error) {
+func (s *Store) load(ctx context.Context, name string) (policy.Policy, error) {
+	out, err := s.ssm.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(name)})
+	var notFound *ssmtypes.ParameterNotFound
+	if errors.As(err, &notFound) {
+		return policy.Policy{}, fmt.Errorf("policy %s does not exist (no SSM parameter %s in %s): %w", name, name, s.region, ErrNotFound)
+	}
+	if err != nil {
+		return policy.Policy{}, fmt.Errorf("read policy parameter %s in %s: %w", name, s.region, err)
+	}
+	p, err := policy.ParseDocument([]byte(aws.ToString(out.Parameter.Value)))
+	if err != nil {
+		return policy.Policy{}, fmt.Errorf("policy %s: %w", name, err)
+	}
+	return p, nil
+}
+
+func (s *Store) tags(ctx context.Context, name string) (map[string]string, error) {
 	out, err := s.ssm.ListTagsForResource(ctx, &ssm.ListTagsForResourceInput{
 		ResourceType: ssmtypes.ResourceTypeForTaggingParameter,
 		ResourceId:   aws.String(name),
@@ -63,18 +64,18 @@ func (s policyStore) tags(ctx context.Context, name string) (map[string]string, 
 	return tags, nil
 }
 
-// create writes a new parameter with its tags; it fails if one exists, so
-// two configurations never fight over one policy unnoticed.
-func (s policyStore) create(ctx context.Context, name, document, description string, tags map[string]string) error {
-	in := s.putInput(name, document, description)
+func (s *Store) create(ctx context.Context, name string, p policy.Policy, tags map[string]string) error {
+	in, err := putInput(name, p)
+	if err != nil {
+		return err
+	}
 	for _, k := range slices.Sorted(maps.Keys(tags)) {
 		in.Tags = append(in.Tags, ssmtypes.Tag{Key: aws.String(k), Value: aws.String(tags[k])})
 	}
-	_, err := s.ssm.PutParameter(ctx, in)
+	_, err = s.ssm.PutParameter(ctx, in)
 	var exists *ssmtypes.ParameterAlreadyExists
 	if errors.As(err, &exists) {
-		return fmt.Errorf("policy parameter %s already exists in %s: import it (terraform import <address> %s) or choose another name or parameter_prefix",
-			name, s.region, name)
+		return fmt.Errorf("policy parameter %s in %s: %w", name, s.region, ErrExists)
 	}
 	if err != nil {
 		return fmt.Errorf("create policy parameter %s in %s: %w", name, s.region, err)
@@ -82,10 +83,11 @@ func (s policyStore) create(ctx context.Context, name, document, description str
 	return nil
 }
 
-// update overwrites the parameter's value (creating it if it vanished) and
-// brings its tags from oldTags to tags.
-func (s policyStore) update(ctx context.Context, name, document, description string, oldTags, tags map[string]string) error {
-	in := s.putInput(name, document, description)
+func (s *Store) update(ctx context.Context, name string, p policy.Policy, oldTags, tags map[string]string) error {
+	in, err := putInput(name, p)
+	if err != nil {
+		return err
+	}
 	in.Overwrite = aws.Bool(true)
 	if _, err := s.ssm.PutParameter(ctx, in); err != nil {
 		return fmt.Errorf("update policy parameter %s in %s: %w", name, s.region, err)
@@ -119,28 +121,35 @@ func (s policyStore) update(ctx context.Context, name, document, description str
 	return nil
 }
 
-func (s policyStore) putInput(name, document, description string) *ssm.PutParameterInput {
+func putInput(name string, p policy.Policy) (*ssm.PutParameterInput, error) {
+	doc, err := p.Document()
+	if err != nil {
+		return nil, fmt.Errorf("policy parameter %s: %w", name, err)
+	}
 	return &ssm.PutParameterInput{
 		Name:     aws.String(name),
-		Value:    aws.String(document),
+		Value:    aws.String(string(doc)),
 		Type:     ssmtypes.ParameterTypeString,
 		DataType: aws.String("text"),
 		// Intelligent-Tiering stays standard (free) while the document fits
 		// in 4 KB and moves to advanced for big price tables; a plain
 		// Standard would fail on, and could never downgrade, such a parameter.
 		Tier:        ssmtypes.ParameterTierIntelligentTiering,
-		Description: aws.String(truncateRunes(description, maxDescriptionRunes)),
-	}
+		Description: aws.String(description(p)),
+	}, nil
 }
 
-// delete removes the parameter; one already gone is not an error.
-func (s policyStore) delete(ctx context.Context, name string) error {
+func (s *Store) delete(ctx context.Context, name string) error {
 	_, err := s.ssm.DeleteParameter(ctx, &ssm.DeleteParameterInput{Name: aws.String(name)})
 	var notFound *ssmtypes.ParameterNotFound
 	if err != nil && !errors.As(err, &notFound) {
 		return fmt.Errorf("delete policy parameter %s in %s: %w", name, s.region, err)
 	}
 	return nil
+}
+
+func description(p policy.Policy) string {
+	return truncateRunes(fmt.Sprintf("autoami rebuild policy %q: %s", p.Name, p.Summary()), maxDescriptionRunes)
 }
 
 func truncateRunes(s string, n int) string {
