@@ -13,7 +13,9 @@ package qemuboot
 
 import (
 	"context"
+	"io"
 	"log/slog"
+	"os"
 	"regexp"
 	"testing"
 	"time"
@@ -53,7 +55,7 @@ const (
 const AccelEnv = "AUTOAMI_QEMU_ACCEL"
 
 // InstallHint names the Debian packages Boot needs.
-const InstallHint = "install qemu-system-x86 and ovmf (listed in scripts/test-deps.txt)"
+const InstallHint = "install qemu-system-x86, ovmf and, for guest forwards, socat (listed in scripts/test-deps.txt)"
 
 // DefaultReady is the console text that means "booted": a login prompt.
 var DefaultReady = regexp.MustCompile(`login:`)
@@ -84,6 +86,46 @@ type Options struct {
 	Binary string
 	// Logger receives the command line and the outcome; nil discards.
 	Logger *slog.Logger
+	// ExtraDisks are attached after the image, in order, like it with
+	// qemu's -snapshot (a NoCloud seed volume, a data volume).
+	ExtraDisks []ExtraDisk
+	// Network, when set, gives the machine one virtio NIC on qemu's
+	// user-mode network, restricted to its forwards; nil means no NIC.
+	Network *UserNetwork
+}
+
+// ExtraDisk is a further raw disk image of the machine.
+type ExtraDisk struct {
+	// Path is the image file (no commas in the name).
+	Path string
+	// Disk is how it is attached; empty means Virtio.
+	Disk Disk
+}
+
+// UserNetwork is qemu's user-mode network (the guest gets 10.0.2.15 by
+// DHCP), always restricted: the guest reaches nothing outside qemu, neither
+// the host nor the internet, except through its forwards. So a test machine
+// downloads only what the test serves it.
+type UserNetwork struct {
+	// HostForwards make guest TCP ports reachable on the host's loopback.
+	HostForwards []HostForward
+	// GuestForwards make addresses the guest connects to lead to ports on
+	// the host's loopback (through socat, one process per connection).
+	GuestForwards []GuestForward
+}
+
+// HostForward forwards 127.0.0.1:HostPort on the host to GuestPort in the guest.
+type HostForward struct {
+	HostPort, GuestPort int
+}
+
+// GuestForward forwards the guest's TCP connections to GuestAddress:GuestPort
+// (an unused address of 10.0.2.0/24, such as 10.0.2.100) to
+// 127.0.0.1:HostPort on the host.
+type GuestForward struct {
+	GuestAddress string
+	GuestPort    int
+	HostPort     int
 }
 
 // Result describes a successful boot.
@@ -104,8 +146,9 @@ type Result struct {
 // -no-reboot) or the timeout passes first. qemu is always stopped.
 func Boot(ctx context.Context, opts Options) (*Result, error) { return boot(ctx, opts) }
 
-// Check reports whether qemu and, for UEFI, the OVMF files are installed,
-// with InstallHint in the error when they are not.
+// Check reports whether qemu and, for UEFI, the OVMF files (for guest
+// forwards, socat) are installed, with InstallHint in the error when they
+// are not.
 func Check(opts Options) error { return check(opts) }
 
 // LastLines returns the last n lines of console output, carriage returns
@@ -125,4 +168,70 @@ func MustBoot(t testing.TB, opts Options) *Result {
 	}
 	t.Logf("booted %s (%s, %s) to %q in %s", opts.Image, firmwareOr(opts.Firmware), res.Accel, res.Match, res.Elapsed.Round(10*time.Millisecond))
 	return res
+}
+
+// Machine is a qemu machine started by Start that keeps running until Stop:
+// for tests that talk to the guest once it is up (through
+// UserNetwork.HostForwards).
+type Machine struct {
+	impl *machine
+}
+
+// Start starts qemu on opts.Image and returns at once; opts.Ready and
+// opts.Timeout are not used (see Machine.WaitFor). Unlike Boot it does not
+// retry under TCG when KVM stalls (a running guest cannot be moved): the
+// accelerator is opts.Accel, else $AUTOAMI_QEMU_ACCEL, else KVM when
+// /dev/kvm can be opened and no boot of this process stalled under it, else
+// TCG. The caller must call Stop.
+func Start(opts Options) (*Machine, error) {
+	if err := check(opts); err != nil {
+		return nil, err
+	}
+	accel, err := startAccel(opts)
+	if err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	m, err := startMachine(log, opts, accel)
+	if err != nil {
+		return nil, err
+	}
+	return &Machine{impl: m}, nil
+}
+
+// WaitFor waits until re matches the serial console and returns the match,
+// with Elapsed counted from qemu's start. It returns an error, holding the
+// last console lines, when the machine stops, ctx ends or timeout passes
+// first. The machine keeps running either way.
+func (m *Machine) WaitFor(ctx context.Context, re *regexp.Regexp, timeout time.Duration) (*Result, error) {
+	return m.impl.waitFor(ctx, re, timeout, false)
+}
+
+// Console returns the serial console's output so far, as written.
+func (m *Machine) Console() string {
+	out, _ := os.ReadFile(m.impl.console)
+	return string(out)
+}
+
+// Accel is the accelerator the machine runs with ("kvm" or "tcg").
+func (m *Machine) Accel() string { return m.impl.accel }
+
+// Stop kills qemu's process group (qemu and what it spawned) by the PID
+// Start started, waits for it, and removes its temporary files. Calling it
+// again does nothing.
+func (m *Machine) Stop() { m.impl.stop() }
+
+// MustStart is Start for tests: it fails t when qemu cannot start, and
+// stops the machine when the test ends.
+func MustStart(t testing.TB, opts Options) *Machine {
+	t.Helper()
+	m, err := Start(opts)
+	if err != nil {
+		t.Fatalf("start %s: %v", opts.Image, err)
+	}
+	t.Cleanup(m.Stop)
+	return m
 }

@@ -1,7 +1,6 @@
 package qemuboot
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,11 +8,9 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -38,6 +35,11 @@ func check(opts Options) error {
 			if _, err := os.Stat(f); err != nil {
 				return fmt.Errorf("UEFI firmware %s missing: %s", f, InstallHint)
 			}
+		}
+	}
+	if opts.Network != nil && len(opts.Network.GuestForwards) > 0 {
+		if _, err := exec.LookPath("socat"); err != nil {
+			return fmt.Errorf("socat not found (guest forwards run it): %s", InstallHint)
 		}
 	}
 	return nil
@@ -108,10 +110,6 @@ func boot(ctx context.Context, opts Options) (*Result, error) {
 // bootWith boots once with the given accelerator; watchStall makes a console
 // silent for stallLimit an errStalled failure.
 func bootWith(ctx context.Context, log *slog.Logger, opts Options, accel string, watchStall bool) (*Result, error) {
-	if _, err := os.Stat(opts.Image); err != nil {
-		return nil, fmt.Errorf("boot image: %w", err)
-	}
-	fw := firmwareOr(opts.Firmware)
 	ready := opts.Ready
 	if ready == nil {
 		ready = DefaultReady
@@ -120,116 +118,17 @@ func bootWith(ctx context.Context, log *slog.Logger, opts Options, accel string,
 	if timeout == 0 {
 		timeout = 3 * time.Minute
 	}
-	mem := opts.MemoryMiB
-	if mem == 0 {
-		mem = 512
-	}
-	work, err := os.MkdirTemp("", "autoami-qemuboot-")
+	m, err := startMachine(log, opts, accel)
 	if err != nil {
-		return nil, fmt.Errorf("boot %s: %w", opts.Image, err)
+		return nil, err
 	}
-	defer os.RemoveAll(work)
-	console := opts.ConsoleLog
-	if console == "" {
-		console = filepath.Join(work, "console.log")
+	defer m.stop()
+	res, err := m.waitFor(ctx, ready, timeout, watchStall)
+	if err != nil {
+		return nil, err
 	}
-	if err := os.WriteFile(console, nil, 0o644); err != nil {
-		return nil, fmt.Errorf("boot %s: console log: %w", opts.Image, err)
-	}
-
-	args := []string{
-		"-machine", "pc,accel=" + accel, "-m", fmt.Sprint(mem), "-smp", "1",
-		"-display", "none", "-monitor", "none", "-no-reboot", "-nodefaults",
-		"-serial", "file:" + console,
-	}
-	if fw == UEFI {
-		code, vars := ovmfFiles(opts)
-		varsCopy := filepath.Join(work, "OVMF_VARS.fd")
-		if err := copyFile(vars, varsCopy); err != nil {
-			return nil, fmt.Errorf("boot %s: %w", opts.Image, err)
-		}
-		args = append(args,
-			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+code,
-			"-drive", "if=pflash,format=raw,unit=1,file="+varsCopy)
-	}
-	// snapshot=on: writes go to a temporary overlay, never to the image.
-	drive := "file=" + opts.Image + ",format=raw,if=none,id=root,snapshot=on"
-	switch opts.Disk {
-	case "", NVMe:
-		args = append(args, "-drive", drive, "-device", "nvme,drive=root,serial=vol0autoami,bootindex=0")
-	case Virtio:
-		args = append(args, "-drive", drive, "-device", "virtio-blk-pci,drive=root,bootindex=0")
-	case IDE:
-		args = append(args, "-drive", drive, "-device", "ide-hd,drive=root,bus=ide.0,bootindex=0")
-	default:
-		return nil, fmt.Errorf("boot %s: unknown disk kind %q", opts.Image, opts.Disk)
-	}
-	bin := opts.Binary
-	if bin == "" {
-		bin = "qemu-system-x86_64"
-	}
-	cmd := exec.Command(bin, args...)
-	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stderr, &stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	log.Info("starting qemu", "image", opts.Image, "firmware", fw, "accel", accel, "args", args)
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("boot %s: start qemu: %w", opts.Image, err)
-	}
-	pid := cmd.Process.Pid
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	stop := func() {
-		// The whole process group, by the PID we started.
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
-		<-exited
-	}
-
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	lastSize, lastChange := -1, time.Now()
-	for {
-		select {
-		case <-ctx.Done():
-			stop()
-			return nil, fmt.Errorf("boot %s (%s): %w; last console lines:\n%s", opts.Image, fw, ctx.Err(), tailOf(console))
-		case <-deadline.C:
-			stop()
-			return nil, fmt.Errorf("boot %s (%s, %s): no %q on the console within %s; last console lines:\n%s",
-				opts.Image, fw, accel, ready, timeout, tailOf(console))
-		case err := <-exited:
-			// Look once more: the match may have come right before the exit.
-			out, _ := os.ReadFile(console)
-			if m := ready.Find(out); m != nil {
-				return &Result{Elapsed: time.Since(start), Match: string(m), Console: string(out), Accel: accel}, nil
-			}
-			return nil, fmt.Errorf("boot %s (%s, %s): qemu stopped after %s (%v) before %q appeared; qemu said %q; last console lines:\n%s",
-				opts.Image, fw, accel, time.Since(start).Round(time.Millisecond), err, ready,
-				strings.TrimSpace(stderr.String()), lastLines(string(out), 25))
-		case <-tick.C:
-			out, err := os.ReadFile(console)
-			if err != nil {
-				stop()
-				return nil, fmt.Errorf("boot %s: read console: %w", opts.Image, err)
-			}
-			if loc := ready.FindIndex(out); loc != nil {
-				elapsed := time.Since(start)
-				stop()
-				log.Info("booted", "image", opts.Image, "firmware", fw, "accel", accel, "elapsed", elapsed)
-				return &Result{Elapsed: elapsed, Match: string(out[loc[0]:loc[1]]), Console: string(out[:loc[1]]), Accel: accel}, nil
-			}
-			if len(out) != lastSize {
-				lastSize, lastChange = len(out), time.Now()
-			} else if watchStall && time.Since(lastChange) > stallLimit {
-				stop()
-				return nil, fmt.Errorf("boot %s (%s): %w: nothing new for %s; last console lines:\n%s",
-					opts.Image, fw, errStalled, stallLimit, lastLines(string(out), 5))
-			}
-		}
-	}
+	log.Info("booted", "image", opts.Image, "firmware", m.fw, "accel", accel, "elapsed", res.Elapsed)
+	return res, nil
 }
 
 func tailOf(console string) string {
