@@ -68,7 +68,7 @@ from werkzeug.serving import run_simple
 sys.modules.setdefault("autoami_moto", sys.modules[__name__])
 
 # Sibling modules imported after this module's patches (see the docstring).
-EXTENSIONS = ["autoami_blocks", "autoami_fidelity", "autoami_seeds"]
+EXTENSIONS = ["autoami_machines", "autoami_blocks", "autoami_fidelity", "autoami_seeds"]
 
 # Hooks for extensions (see the docstring).
 RESET_HOOKS = []

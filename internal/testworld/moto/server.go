@@ -137,6 +137,7 @@ func (s *Server) reset(ctx context.Context) error {
 
 func (s *Server) stop() error {
 	defer func() {
+		_ = releaseHost(s.DataDir) // what machines of a killed moto left (machines.go); HostLeftovers reports it
 		os.RemoveAll(s.scriptDir)
 		if s.ownsDataDir {
 			os.RemoveAll(s.DataDir)

@@ -1,0 +1,1717 @@
+"""Machines that run: launched unpackers, instance states, console output.
+
+An extension of autoami_moto (see its docstring): imported by it after its
+own patches, it wraps moto's instance model so that an instance whose
+user-data is cloud-config runs that user-data through a stand-in for
+cloud-init and systemd, in local mode, and so that RunInstances refuses what
+AWS refuses. Every addition names the moto gap it fills ("GAP:") and the AWS
+behaviour it follows ("AWS:"), and adds one line to ADDITIONS.
+
+The stand-in understands exactly the bootstrap contract of an unpacker
+(deploy/README.md, "Bootstrap contract"): the cloud-config keys packages,
+write_files and runcmd, the runcmd forms listed there, and the directives of
+deploy/systemd/autoami-unpacker.service. Anything else in a cloud-config
+(another key, another command, another unit directive) fails the instance at
+launch: it goes pending -> terminated with StateReason
+TestWorld.UserDataNotUnderstood naming what was not understood, also written
+to its console and to the moto log. A test world that ignored it would let the
+provider come to rely on something no test ran. User-data that cloud-init
+would act on in another way (#!, #include, MIME, gzip, ...) fails the same
+way; user-data cloud-init ignores (none, or text without a cloud-init header)
+gives a plain instance with no process.
+
+Only two things differ from an instance, both explicit: the daemon listens on
+a loopback address of its own (127.x.y.z, which DescribeInstances reports as
+PrivateIpAddress; the port of its --listen is kept), and it gets
+--local-devices <instance dir>/devices (volumes are files there, hard-linked
+by autoami_blocks at AttachVolume). Absolute paths in the unit's command line
+are mapped into the instance's root directory.
+
+Per instance, in DATA_DIR/<account>/<region>/instances/<instance-id>/:
+  root/          its file system: write_files land here, the binary is
+                 downloaded here, the daemon's state directory is here
+  devices/       the daemon's --local-devices (autoami_blocks links volumes)
+  console.log    the serial console: the stand-in's lines ("[testworld] ...")
+                 and what the unit sends to the console (StandardOutput=
+                 ...console: the daemon's stdout, with its fingerprint line)
+  journal.log    what the unit sends only to the journal (the daemon's logs)
+  testworld/     the power-off shims first on the daemon's PATH
+                 (systemctl, poweroff, halt, reboot, shutdown) and the FIFO
+                 through which they tell the harness
+
+Instance states follow AWS: RunInstances and StartInstances answer pending
+and the instance becomes running after the "instance" pending duration;
+StopInstances stops the daemon (SIGTERM, TimeoutStopSec, SIGKILL), unmounts
+what it mounted and detaches the loop devices of its devices (a stopped
+machine keeps neither), stays stopping for "instanceStopping", then stopped;
+StartInstances boots again: the units enabled by systemctl enable start from
+the kept root (same state directory and server key, so the same
+fingerprint), and cloud-init does not run again (its modules run once per
+instance); RebootInstances stops and boots while the instance stays running;
+TerminateInstances stops, stays shutting-down for "instanceShuttingDown",
+detaches and deletes volumes (moto, autoami_blocks), removes the instance
+directory. The daemon's own power-off (systemctl poweroff, poweroff, ...)
+stops or terminates the instance as its InstanceInitiatedShutdownBehavior
+says, with StateReason Client.InstanceInitiatedShutdown.
+
+Every daemon is started from one long-lived thread through
+`setpriv --pdeathsig KILL`, in a process group of its own: it dies with the
+moto process even when that is SIGKILLed. Reset and server stop kill every
+daemon, unmount everything under the instance directories, detach their loop
+devices and remove the instance directories.
+
+Knobs (POST /autoami-harness/pending, like the core's kinds; Reset returns to
+0): "instance" (pending after RunInstances/StartInstances), "instanceStopping",
+"instanceShuttingDown", in seconds.
+
+Control route:
+  GET /autoami-harness/machines   {"machines": [{"account", "region",
+        "instanceId", "state", "address", "dir", "services": [{"unit",
+        "pid"}]}]}
+"""
+
+import base64
+import copy
+import ctypes
+import datetime
+import fcntl
+import hashlib
+import ipaddress
+import json
+import os
+import queue
+import random
+import re
+import resource
+import shlex
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+import traceback
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import yaml
+from moto.core.responses import ActionResult
+from moto.core.utils import utcnow
+from moto.ec2.exceptions import EC2ClientError, InvalidAMIIdError
+from moto.ec2.models.instance_types import INSTANCE_TYPES
+from moto.ec2.models.instances import Instance, InstanceBackend, InstanceState, StateReason
+from moto.ec2.responses.general import General
+from moto.ec2.responses.instances import InstanceResponse
+
+import autoami_moto as core
+
+core.ADDITIONS.extend([
+    "Instances run their cloud-config user-data through a cloud-init/systemd stand-in: an unpacker's "
+    "bootstrap (deploy/README.md) starts a real `unpacker serve` on a loopback address of its own "
+    "(PrivateIpAddress), with --local-devices; anything else in a cloud-config fails the instance",
+    "Instance states: pending/stopping/shutting-down (knob), stop/start/reboot/terminate act on the "
+    "daemon and its mounts and loop devices; idle power-off stops the instance "
+    "(Client.InstanceInitiatedShutdown); IncorrectInstanceState for stop/start/reboot in the wrong state",
+    "GetConsoleOutput: the instance's own console (base64, last 64 KiB), buffered output posted at state "
+    "transitions, Latest=true for the output as of now",
+    "RunInstances refuses a missing, invisible, pending or otherwise unavailable AMI, an instance type "
+    "that cannot run the AMI's architecture (or is unknown), user-data over 16 KiB; ClientToken is "
+    "idempotent (IdempotentParameterMismatch for other parameters)",
+])
+
+# How long instances stay in their transitional states (seconds); knob kinds
+# of POST /autoami-harness/pending, restored by Reset like the core's.
+core.Harness.PENDING_KINDS = tuple(core.Harness.PENDING_KINDS) + ("instance", "instanceStopping", "instanceShuttingDown")
+
+# Debian packages an unpacker's user-data may install: the table in
+# deploy/README.md ("Debian packages the instance needs"); a Go test keeps
+# the two equal. The stand-in installs nothing (the host has the tools).
+DEBIAN_PACKAGES = (
+    "curl",
+    "ca-certificates",
+    "util-linux",
+    "e2fsprogs",
+    "gdisk",
+    "fdisk",
+    "dosfstools",
+    "mtools",
+    "grub-common",
+    "grub-pc-bin",
+    "grub-efi-amd64-bin",
+    "xfsprogs",
+)
+
+# AWS (RunInstances, UserData): "User data is limited to 16 KB, in raw form,
+# before it is base64-encoded."
+USER_DATA_LIMIT = 16384
+
+# AWS (GetConsoleOutput): "Only the most recent 64 KB of console output is
+# available."
+CONSOLE_LIMIT = 65536
+
+_STATE_CODES = {"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48, "stopping": 64, "stopped": 80}
+
+# What systemd gives a service: PATH (the shims go first) and nothing of the
+# moto process's environment.
+_SERVICE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# StateReason of an instance whose user-data the stand-in does not understand.
+NOT_UNDERSTOOD = "TestWorld.UserDataNotUnderstood"
+
+
+def _log(message):
+    print(f"autoami_machines: {message}", file=sys.stderr, flush=True)
+
+
+def _gmt_now():
+    return utcnow().strftime("%Y-%m-%d %H:%M:%S GMT")
+
+
+# --- Daemons die with moto ------------------------------------------------------------------
+
+
+class _Spawner:
+    """Starts every service process from one thread that lives as long as
+    the moto process: the parent-death signal (setpriv --pdeathsig) fires
+    when the *thread* that forked the child ends, not the process."""
+
+    def __init__(self):
+        self.requests = queue.Queue()
+        threading.Thread(target=self._loop, name="autoami-machines-spawner", daemon=True).start()
+
+    def _loop(self):
+        while True:
+            argv, kwargs, box, done = self.requests.get()
+            try:
+                box.append(subprocess.Popen(argv, **kwargs))
+            except BaseException as exc:  # handed to the caller
+                box.append(exc)
+            done.set()
+
+    def spawn(self, argv, **kwargs):
+        box, done = [], threading.Event()
+        self.requests.put((argv, kwargs, box, done))
+        done.wait()
+        if isinstance(box[0], BaseException):
+            raise box[0]
+        return box[0]
+
+
+_SPAWNER = _Spawner()
+
+
+# --- Mounts and loop devices of an instance -----------------------------------------------------
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_MNT_DETACH = 2
+_LOOP_CLR_FD = 0x4C01
+
+
+def _unescape_mountinfo(field):
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def _mounts_under(directory):
+    """Mount points at or below directory, deepest first."""
+    prefix = directory.rstrip("/") + "/"
+    found = []
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                point = _unescape_mountinfo(line.split()[4])
+                if point == directory or point.startswith(prefix):
+                    found.append(point)
+    except OSError:
+        return []
+    return sorted(found, key=len, reverse=True)
+
+
+def _loops_under(directory):
+    """/dev/loopN whose backing file lies below directory (also when deleted)."""
+    prefix = directory.rstrip("/") + "/"
+    loops = []
+    for entry in sorted(os.listdir("/sys/block")) if os.path.isdir("/sys/block") else []:
+        if not entry.startswith("loop"):
+            continue
+        try:
+            with open(f"/sys/block/{entry}/loop/backing_file") as f:
+                backing = f.read().strip()
+        except OSError:
+            continue
+        if backing.endswith(" (deleted)"):
+            backing = backing[: -len(" (deleted)")]
+        if backing.startswith(prefix):
+            loops.append(f"/dev/{entry}")
+    return loops
+
+
+def _loops_of_file(path):
+    """Loop devices backed by path's inode, under any of its names (hard links)."""
+    try:
+        out = subprocess.run(["losetup", "--associated", path, "--output", "NAME", "--noheadings"],
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return out.stdout.split() if out.returncode == 0 else []
+
+
+def release_instance_devices(directory):
+    """What a machine that stops keeps of the kernel: nothing. Unmounts
+    everything below directory (the daemon's volumes under its state
+    directory), then detaches the loop devices of files below it and of the
+    volume files linked into its devices/. Returns what could not be undone."""
+    problems = []
+    for _ in range(3):
+        points = _mounts_under(directory)
+        if not points:
+            break
+        for point in points:
+            if _LIBC.umount2(point.encode(), 0) != 0:
+                err = ctypes.get_errno()
+                if _LIBC.umount2(point.encode(), _MNT_DETACH) != 0:
+                    problems.append(f"unmount {point}: {os.strerror(err)}")
+    loops = set(_loops_under(directory))
+    devices = os.path.join(directory, "devices")
+    if os.path.isdir(devices):
+        for name in os.listdir(devices):
+            loops.update(_loops_of_file(os.path.join(devices, name)))
+    for loop in sorted(loops):
+        for attempt in range(20):
+            try:
+                fd = os.open(loop, os.O_RDONLY)
+            except FileNotFoundError:
+                break
+            try:
+                fcntl.ioctl(fd, _LOOP_CLR_FD, 0)
+                break
+            except OSError as exc:
+                if exc.errno == 6:  # ENXIO: not attached (any more)
+                    break
+                if attempt == 19:
+                    problems.append(f"detach {loop}: {exc.strerror}")
+            finally:
+                os.close(fd)
+            time.sleep(0.05)  # EBUSY: the partition scan or udev still holds it
+    return problems
+
+
+# --- Loopback addresses -------------------------------------------------------------------------
+
+_ADDRESSES = set()
+_ADDRESS_LOCK = threading.Lock()
+
+
+def _allocate_address(port):
+    """A loopback address no other machine of any test world uses: random in
+    127.1.0.1-127.254.255.254 (so that parallel test binaries rarely meet),
+    checked by binding the port the daemon will listen on."""
+    with _ADDRESS_LOCK:
+        for _ in range(1000):
+            address = f"127.{random.randint(1, 254)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
+            if address in _ADDRESSES:
+                continue
+            probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                probe.bind((address, port))
+            except OSError:
+                continue
+            finally:
+                probe.close()
+            _ADDRESSES.add(address)
+            return address
+    raise RuntimeError("no free loopback address for a machine")
+
+
+# --- The bootstrap contract: parsing ------------------------------------------------------------
+
+
+class NotUnderstood(Exception):
+    """User-data the stand-in does not implement; the message says what."""
+
+
+# AWS instances run cloud-init, which dispatches user-data on its first
+# line; these are the types it acts on. Anything but #cloud-config is beyond
+# the stand-in.
+_CLOUD_INIT_STARTS = ("#!", "#include", "#cloud-boothook", "#part-handler", "#upstart-job",
+                      "#cloud-config-archive", "#cloud-config-jsonp", "## template:", "Content-Type:")
+
+
+def _classify_user_data(raw):
+    """("none", None) for user-data cloud-init ignores, ("cloud-config", text),
+    or raises NotUnderstood for user-data cloud-init would act on otherwise."""
+    if not raw:
+        return "none", None
+    if raw[:2] == b"\x1f\x8b":
+        raise NotUnderstood("gzip-compressed user-data (cloud-init would decompress and run it)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "none", None
+    first = text.split("\n", 1)[0].rstrip("\r")
+    if first.rstrip() == "#cloud-config":
+        return "cloud-config", text
+    for start in _CLOUD_INIT_STARTS:
+        if first.startswith(start):
+            raise NotUnderstood(f"user-data starting {first[:40]!r}: the stand-in runs only #cloud-config")
+    return "none", None
+
+
+class Unit:
+    """The directives of a systemd service unit that the stand-in runs."""
+
+    def __init__(self, name, text):
+        self.name = name
+        self.description = ""
+        self.exec_start = None
+        self.environment = []  # ("env", {k: v}) or ("file", path, optional), in order
+        self.stdout = "journal"
+        self.stderr = "inherit"
+        self.state_directories = []
+        self.state_directory_mode = 0o755
+        self.restart = "no"
+        self.restart_sec = 0.1
+        self.timeout_stop = 90.0
+        self.limit_nofile = None
+        self.wanted_by = []
+        self._parse(text)
+
+    _UNIT_KEYS = {"Description", "Documentation", "Wants", "After", "Before", "Requires"}
+    _INSTALL_KEYS = {"WantedBy"}
+    _SERVICE_KEYS = {"Type", "Environment", "EnvironmentFile", "ExecStart", "StandardOutput", "StandardError",
+                     "User", "StateDirectory", "StateDirectoryMode", "Restart", "RestartSec", "TimeoutStopSec",
+                     "LimitNOFILE"}
+
+    def _parse(self, text):
+        section, pending = None, None
+        for number, raw in enumerate(text.splitlines(), 1):
+            line = raw.strip()
+            if not line or line[0] in "#;":
+                continue  # systemd skips comments also inside a continued line
+            if pending is not None:
+                line = pending + " " + line
+                pending = None
+            if line.endswith("\\"):
+                pending = line[:-1].rstrip()
+                continue
+            if line.startswith("["):
+                if not line.endswith("]"):
+                    raise NotUnderstood(f"unit {self.name} line {number}: {raw!r}")
+                section = line[1:-1]
+                if section not in ("Unit", "Service", "Install"):
+                    raise NotUnderstood(f"unit {self.name}: section [{section}]")
+                continue
+            key, eq, value = line.partition("=")
+            key, value = key.strip(), value.strip()
+            if not eq or section is None:
+                raise NotUnderstood(f"unit {self.name} line {number}: {raw!r}")
+            allowed = {"Unit": self._UNIT_KEYS, "Service": self._SERVICE_KEYS, "Install": self._INSTALL_KEYS}[section]
+            if key not in allowed:
+                raise NotUnderstood(f"unit {self.name}: [{section}] {key}= (the stand-in knows {sorted(allowed)})")
+            self._directive(section, key, value)
+        if pending is not None:
+            raise NotUnderstood(f"unit {self.name}: the last line ends with a backslash")
+        if self.exec_start is None:
+            raise NotUnderstood(f"unit {self.name}: no ExecStart=")
+
+    def _directive(self, section, key, value):
+        where = f"unit {self.name}: {key}={value}"
+        if section == "Unit":
+            if key == "Description":
+                self.description = value
+            elif key in ("Wants", "After", "Before", "Requires"):
+                # Ordering and requirements on boot targets only: locally the
+                # network and the file systems are up before anything starts.
+                for target in value.split():
+                    if target not in ("network-online.target", "network.target", "local-fs.target"):
+                        raise NotUnderstood(f"{where}: the stand-in orders only after boot targets")
+            return
+        if section == "Install":
+            for target in value.split():
+                if target != "multi-user.target":
+                    raise NotUnderstood(f"{where}: the stand-in boots to multi-user.target only")
+                self.wanted_by.append(target)
+            return
+        if key == "Type":
+            if value != "simple":
+                raise NotUnderstood(f"{where}: only Type=simple")
+        elif key == "Environment":
+            try:
+                words = shlex.split(value)
+            except ValueError as exc:
+                raise NotUnderstood(f"{where}: {exc}") from exc
+            env = {}
+            for word in words:
+                name, eq, val = word.partition("=")
+                if not eq or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                    raise NotUnderstood(f"{where}: {word!r} is not NAME=VALUE")
+                env[name] = val
+            self.environment.append(("env", env))
+        elif key == "EnvironmentFile":
+            optional = value.startswith("-")
+            path = value[1:] if optional else value
+            if not path.startswith("/"):
+                raise NotUnderstood(f"{where}: not an absolute path")
+            self.environment.append(("file", path, optional))
+        elif key == "ExecStart":
+            if self.exec_start is not None:
+                raise NotUnderstood(f"{where}: a second ExecStart= (Type=simple has one)")
+            if value[:1] in "@-:+!":
+                raise NotUnderstood(f"{where}: ExecStart prefixes are not supported")
+            if re.search(r"%[^%]", value.replace("%%", "")):
+                raise NotUnderstood(f"{where}: % specifiers are not supported")
+            try:
+                words = shlex.split(value.replace("%%", "%"))
+            except ValueError as exc:
+                raise NotUnderstood(f"{where}: {exc}") from exc
+            if not words or not words[0].startswith("/"):
+                raise NotUnderstood(f"{where}: the command must be an absolute path")
+            for word in words:
+                if "$" in word and not re.fullmatch(r"\$[A-Za-z_][A-Za-z0-9_]*", word) and \
+                        re.sub(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}", "", word).count("$"):
+                    raise NotUnderstood(f"{where}: {word!r}: use $NAME as a word or ${{NAME}}")
+            self.exec_start = words
+        elif key in ("StandardOutput", "StandardError"):
+            allowed = ("journal", "console", "journal+console", "null") + (("inherit",) if key == "StandardError" else ())
+            if value not in allowed:
+                raise NotUnderstood(f"{where}: the stand-in knows {', '.join(allowed)}")
+            setattr(self, "stdout" if key == "StandardOutput" else "stderr", value)
+        elif key == "User":
+            if value not in ("root", "0"):
+                raise NotUnderstood(f"{where}: services run as root here")
+        elif key == "StateDirectory":
+            for name in value.split():
+                if name.startswith("/") or ".." in name.split("/"):
+                    raise NotUnderstood(f"{where}: not a relative directory name")
+                self.state_directories.append(name)
+        elif key == "StateDirectoryMode":
+            if not re.fullmatch(r"0?[0-7]{3,4}", value):
+                raise NotUnderstood(f"{where}: not an octal mode")
+            self.state_directory_mode = int(value, 8)
+        elif key == "Restart":
+            if value not in ("no", "on-failure", "always"):
+                raise NotUnderstood(f"{where}: only no, on-failure, always")
+            self.restart = value
+        elif key == "RestartSec":
+            self.restart_sec = _timespan(value, where)
+        elif key == "TimeoutStopSec":
+            self.timeout_stop = _timespan(value, where)
+        elif key == "LimitNOFILE":
+            if value == "infinity" or not re.fullmatch(r"\d+(:\d+)?", value):
+                raise NotUnderstood(f"{where}: a number (or soft:hard) is needed")
+            self.limit_nofile = value
+
+
+_SPAN_UNITS = {"us": 1e-6, "usec": 1e-6, "ms": 1e-3, "msec": 1e-3, "s": 1, "sec": 1, "second": 1, "seconds": 1,
+               "m": 60, "min": 60, "minute": 60, "minutes": 60, "h": 3600, "hr": 3600, "hour": 3600, "hours": 3600}
+
+
+def _timespan(value, where):
+    """systemd time span ("2s", "1min 30s", "500ms", "30") -> seconds."""
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        return float(value)
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([a-z]+)", value)
+    if not parts or re.sub(r"\s+", "", value) != "".join(n + u for n, u in parts):
+        raise NotUnderstood(f"{where}: not a time span")
+    total = 0.0
+    for number, unit in parts:
+        if unit not in _SPAN_UNITS:
+            raise NotUnderstood(f"{where}: unknown time unit {unit!r}")
+        total += float(number) * _SPAN_UNITS[unit]
+    return total
+
+
+_SHA256_CHECK = re.compile(r'^echo "([0-9a-f]{64})  (/[^"\s]+)" \| sha256sum (?:-c|--check) -$')
+_UNIT_NAME = re.compile(r"^[A-Za-z0-9_.@-]+\.service$")
+
+
+def _absolute(path, where):
+    if not isinstance(path, str) or not path.startswith("/") or os.path.normpath(path) != path.rstrip("/") \
+            or ".." in path.split("/"):
+        raise NotUnderstood(f"{where}: {path!r} is not a normalised absolute path")
+    return path
+
+
+def _parse_curl(args, where):
+    """[curl, -fsS, --retry, N, -o, PATH, URL] in any order of those options."""
+    step = {"op": "curl", "fail": False, "retries": 0, "out": None, "url": None}
+    i = 1
+    while i < len(args):
+        word = args[i]
+        if re.fullmatch(r"-[fsSL]+", word):
+            step["fail"] = step["fail"] or "f" in word
+        elif word in ("--fail", "--silent", "--show-error", "--location"):
+            step["fail"] = step["fail"] or word == "--fail"
+        elif word == "--retry" and i + 1 < len(args) and re.fullmatch(r"\d+", args[i + 1]):
+            step["retries"] = int(args[i + 1])
+            i += 1
+        elif word in ("-o", "--output") and i + 1 < len(args):
+            step["out"] = _absolute(args[i + 1], where)
+            i += 1
+        elif not word.startswith("-") and step["url"] is None:
+            step["url"] = word
+        else:
+            raise NotUnderstood(f"{where}: curl argument {word!r} (the stand-in knows -f -s -S -L, --retry N, -o PATH, one URL)")
+        i += 1
+    if step["out"] is None or step["url"] is None:
+        raise NotUnderstood(f"{where}: curl needs -o PATH and a URL")
+    url = urllib.parse.urlsplit(step["url"])
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise NotUnderstood(f"{where}: {step['url']!r} is not an http(s) URL")
+    if not _is_loopback(url.hostname):
+        raise NotUnderstood(f"{where}: {url.hostname!r} is not a loopback host; the test world downloads only "
+                            "from itself (its S3 through the fault proxy)")
+    return step
+
+
+def _is_loopback(host):
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _parse_runcmd(runcmd, written):
+    if not isinstance(runcmd, list):
+        raise NotUnderstood("runcmd: not a list")
+    steps = []
+    for index, item in enumerate(runcmd):
+        where = f"runcmd[{index}]"
+        if index == 0:
+            # cloud-init runs runcmd as one sh script without -e: a failed
+            # checksum would not stop the daemon from starting.
+            if item != "set -e":
+                raise NotUnderstood(f"{where}: the contract starts runcmd with 'set -e' (got {item!r})")
+            continue
+        if not isinstance(item, list) or not item or not all(isinstance(w, str) for w in item):
+            raise NotUnderstood(f"{where}: {item!r} (the stand-in runs only list forms after 'set -e')")
+        if item[0] == "curl":
+            steps.append(_parse_curl(item, where))
+        elif item[:2] == ["sh", "-c"] and len(item) == 3 and _SHA256_CHECK.match(item[2]):
+            digest, path = _SHA256_CHECK.match(item[2]).groups()
+            steps.append({"op": "sha256", "digest": digest, "path": _absolute(path, where)})
+        elif item[0] == "chmod" and len(item) == 3 and re.fullmatch(r"0?[0-7]{3,4}", item[1]):
+            steps.append({"op": "chmod", "mode": int(item[1], 8), "path": _absolute(item[2], where)})
+        elif item == ["systemctl", "daemon-reload"]:
+            steps.append({"op": "daemon-reload"})
+        elif item[:3] == ["systemctl", "enable", "--now"] and len(item) == 4 and _UNIT_NAME.match(item[3]):
+            path = "/etc/systemd/system/" + item[3]
+            if path not in written:
+                raise NotUnderstood(f"{where}: unit {item[3]} is not among write_files ({path})")
+            steps.append({"op": "enable-now", "unit": item[3], "path": path})
+        else:
+            raise NotUnderstood(f"{where}: {item!r} is not a command form the stand-in runs (curl, "
+                                "sh -c 'echo \"<sha256>  <path>\" | sha256sum -c -', chmod, systemctl daemon-reload, "
+                                "systemctl enable --now <unit>.service)")
+    return steps
+
+
+def _parse_write_files(entries):
+    if not isinstance(entries, list):
+        raise NotUnderstood("write_files: not a list")
+    files = []
+    for index, entry in enumerate(entries):
+        where = f"write_files[{index}]"
+        if not isinstance(entry, dict):
+            raise NotUnderstood(f"{where}: not a mapping")
+        unknown = set(entry) - {"path", "content", "permissions", "encoding", "owner", "append", "defer"}
+        if unknown:
+            raise NotUnderstood(f"{where}: keys {sorted(unknown)}")
+        path = _absolute(entry.get("path"), where + ".path")
+        content = entry.get("content", "")
+        if not isinstance(content, str):
+            raise NotUnderstood(f"{where}.content: not a string")
+        encoding = entry.get("encoding", "text/plain")
+        if encoding in ("b64", "base64"):
+            try:
+                data = base64.b64decode(content, validate=True)
+            except ValueError as exc:
+                raise NotUnderstood(f"{where}.content: not base64 ({exc})") from exc
+        elif encoding == "text/plain":
+            data = content.encode()
+        else:
+            raise NotUnderstood(f"{where}.encoding: {encoding!r} (the stand-in knows text/plain, b64)")
+        permissions = entry.get("permissions", "0644")
+        if isinstance(permissions, int) and not isinstance(permissions, bool):
+            mode = permissions
+        elif isinstance(permissions, str) and re.fullmatch(r"0?[0-7]{3,4}", permissions):
+            mode = int(permissions, 8)
+        else:
+            raise NotUnderstood(f"{where}.permissions: {permissions!r} is not an octal mode")
+        if entry.get("owner", "root:root") not in ("root:root", "root"):
+            raise NotUnderstood(f"{where}.owner: {entry['owner']!r} (files belong to root here)")
+        if entry.get("append", False) is not False or entry.get("defer", False) is not False:
+            raise NotUnderstood(f"{where}: append and defer are not supported")
+        files.append({"path": path, "data": data, "mode": mode})
+    return files
+
+
+class Bootstrap:
+    """A cloud-config the stand-in understands, parsed: what to write, which
+    packages are wanted, the runcmd steps, and the units among the files."""
+
+    def __init__(self, text):
+        try:
+            config = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise NotUnderstood(f"cloud-config is not YAML: {exc}") from exc
+        if config is None:
+            config = {}
+        if not isinstance(config, dict):
+            raise NotUnderstood("cloud-config is not a mapping")
+        unknown = set(config) - {"packages", "write_files", "runcmd"}
+        if unknown:
+            raise NotUnderstood(f"cloud-config keys {sorted(unknown)} (the stand-in knows packages, write_files, runcmd)")
+        packages = config.get("packages", [])
+        if not isinstance(packages, list):
+            raise NotUnderstood("packages: not a list")
+        for package in packages:
+            if package not in DEBIAN_PACKAGES:
+                raise NotUnderstood(f"packages: {package!r} is not among the packages deploy/README.md lists")
+        self.packages = packages
+        self.files = _parse_write_files(config.get("write_files", []))
+        written = {f["path"]: f for f in self.files}
+        self.steps = _parse_runcmd(config.get("runcmd", []), written) if "runcmd" in config else []
+        self.units = {}
+        for step in self.steps:
+            if step["op"] == "enable-now":
+                unit = Unit(step["unit"], written[step["path"]]["data"].decode("utf-8", "replace"))
+                self.units[step["unit"]] = unit
+                for word in unit.exec_start:
+                    if word.split("=", 1)[0] in ("--local-devices", "-local-devices"):
+                        raise NotUnderstood(f"unit {unit.name}: ExecStart has --local-devices; the test world adds it")
+                for item in unit.environment:
+                    if item[0] == "file" and item[1] in written:
+                        env = _parse_environment_file(written[item[1]]["data"].decode("utf-8", "replace"), item[1])
+                        for word in " ".join(env.values()).split():
+                            if word.split("=", 1)[0] in ("--local-devices", "-local-devices"):
+                                raise NotUnderstood(f"{item[1]}: --local-devices; the test world adds it")
+        listen = [self._listen_port(u) for u in self.units.values()]
+        self.port = listen[0] if listen else None
+
+    @staticmethod
+    def _listen_port(unit):
+        words = unit.exec_start
+        for i, word in enumerate(words):
+            value = None
+            if word in ("--listen", "-listen") and i + 1 < len(words):
+                value = words[i + 1]
+            elif word.startswith(("--listen=", "-listen=")):
+                value = word.split("=", 1)[1]
+            if value is not None:
+                host, colon, port = value.rpartition(":")
+                if not colon or not port.isdigit():
+                    raise NotUnderstood(f"unit {unit.name}: --listen {value!r} is not [HOST]:PORT")
+                return int(port)
+        raise NotUnderstood(f"unit {unit.name}: ExecStart has no --listen (the stand-in must know the port to "
+                            "give the daemon an address of its own)")
+
+
+# --- Machines -----------------------------------------------------------------------------------
+
+
+class _HeldState(InstanceState):
+    """An instance state only its Machine changes: moto's own start, stop
+    and terminate (called for their network and volume bookkeeping) set
+    _state.name in place, which would show "terminated" before the machine
+    is gone."""
+
+    def __init__(self, name, code):
+        super().__init__(name, code)
+        self._held = True
+
+    def __setattr__(self, key, value):
+        if not getattr(self, "_held", False):
+            super().__setattr__(key, value)
+
+
+class Cancelled(Exception):
+    """The machine is being torn down (Reset, server stop)."""
+
+
+class Service:
+    """One running unit: its process and the generation it belongs to."""
+
+    def __init__(self, unit, process, generation):
+        self.unit = unit
+        self.process = process
+        self.generation = generation
+        self.exited = threading.Event()
+        self.returncode = None
+        self.stopping = False
+
+
+_MACHINES = {}  # (account, region, instance id) -> Machine
+_MACHINES_LOCK = threading.Lock()
+
+
+class Machine:
+    """What runs for one instance: its state transitions, its bootstrap and
+    its services, one operation at a time on a worker thread."""
+
+    def __init__(self, instance):
+        self.instance = instance
+        backend = instance.ec2_backend
+        self.account, self.region, self.id = backend.account_id, backend.region_name, instance.id
+        self.dir = core.data_path(self.account, self.region, "instances", self.id)
+        self.root = os.path.join(self.dir, "root")
+        self.devices = os.path.join(self.dir, "devices")
+        self.console_path = os.path.join(self.dir, "console.log")
+        self.journal_path = os.path.join(self.dir, "journal.log")
+        self.shim_dir = os.path.join(self.dir, "testworld", "bin")
+        self.fifo = os.path.join(self.dir, "testworld", "power")
+        os.makedirs(self.root, exist_ok=True)
+        os.makedirs(self.devices, exist_ok=True)
+        self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)
+        self.ops = queue.Queue()
+        self.cancelled = False
+        self.finished = False
+        self.services = {}
+        self.generation = 0
+        self.start_times = []
+        self.bootstrap = None
+        self.failure = None
+        self.address = None
+        self.posted = (b"", utcnow())
+        self.final_console = None
+        self.worker = None
+        self.listener = None
+        try:
+            raw = base64.b64decode(str(instance.user_data)) if instance.user_data is not None else b""
+            kind, text = _classify_user_data(raw)
+            if kind == "cloud-config":
+                self.bootstrap = Bootstrap(text)
+        except NotUnderstood as exc:
+            self.failure = str(exc)
+        except ValueError as exc:
+            self.failure = f"user-data is not base64: {exc}"
+        if self.bootstrap is not None and self.bootstrap.port is not None:
+            self.address = _allocate_address(self.bootstrap.port)
+            nic = instance.nics.get(0)
+            if nic is not None:
+                nic.private_ip_address = self.address
+                nic.private_ip_addresses = [{"Primary": True, "PrivateIpAddress": self.address}]
+                nic.private_dns_name = instance.private_dns_name
+        instance._state = _HeldState("pending", 0)
+        instance.state_reason = StateReason("pending", "pending")
+        instance._reason = ""
+        with _MACHINES_LOCK:
+            _MACHINES[(self.account, self.region, self.id)] = self
+
+    # -- console --
+
+    def console(self, line):
+        """A line of the stand-in on the serial console (as cloud-init's and
+        systemd's status lines are on a real one)."""
+        stamp = time.strftime("%H:%M:%S", time.gmtime())
+        try:
+            with open(self.console_path, "ab") as f:
+                f.write(f"[testworld {stamp}] {line}\n".encode())
+        except OSError:
+            pass
+
+    def _console_tail(self):
+        if self.final_console is not None:
+            return self.final_console
+        try:
+            with open(self.console_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                size = f.tell()
+                f.seek(max(0, size - CONSOLE_LIMIT))
+                mtime = os.fstat(f.fileno()).st_mtime
+                return f.read(CONSOLE_LIMIT), datetime.datetime.fromtimestamp(mtime, datetime.timezone.utc).replace(tzinfo=None)
+        except OSError:
+            return b"", utcnow()
+
+    def _post(self):
+        """AWS posts the buffered console output shortly after each state
+        transition; without Latest, GetConsoleOutput answers the last post."""
+        data, _ = self._console_tail()
+        self.posted = (data, utcnow())
+
+    def console_output(self, latest):
+        if latest:
+            data, when = self._console_tail()
+            return data, when
+        return self.posted
+
+    # -- states --
+
+    def _set_state(self, name, code=None, message=None, transition=None):
+        """Under self.lock."""
+        self.instance._state = _HeldState(name, _STATE_CODES[name])
+        if code is not None:
+            self.instance.state_reason = StateReason(message, code)
+        if transition is not None:
+            self.instance._reason = transition
+        self.changed.notify_all()
+
+    def state(self):
+        return self.instance._state.name
+
+    def _wait(self, seconds, while_state):
+        """Sleep seconds while the instance stays in while_state; False when
+        it left it (an API call moved it on). Raises Cancelled."""
+        deadline = time.monotonic() + seconds
+        with self.lock:
+            while True:
+                if self.cancelled:
+                    raise Cancelled()
+                if self.state() != while_state:
+                    return False
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return True
+                self.changed.wait(left)
+
+    def submit(self, op, **kwargs):
+        self.ops.put((op, kwargs))
+
+    def launch(self):
+        self.worker = threading.Thread(target=self._work, name=f"machine-{self.id}", daemon=True)
+        self.worker.start()
+        self.submit("launch")
+
+    def _work(self):
+        while True:
+            op, kwargs = self.ops.get()
+            if op == "quit" or self.cancelled:
+                return
+            try:
+                getattr(self, "_op_" + op)(**kwargs)
+            except Cancelled:
+                return
+            except Exception:
+                text = traceback.format_exc()
+                _log(f"{self.id}: {op} failed: {text}")
+                self.console(f"the test world failed in {op}: {text.strip().splitlines()[-1]}")
+            if self.finished:
+                return
+
+    # -- API (request threads) --
+
+    def api_stop(self, force=False):
+        with self.lock:
+            previous = copy.copy(self.instance._state)
+            if self.state() in ("stopping", "stopped"):
+                return previous
+            if self.state() != "running":
+                raise EC2ClientError("IncorrectInstanceState",
+                                     f"This instance '{self.id}' is not in a state from which it can be stopped.")
+            self._set_state("stopping", "Client.UserInitiatedShutdown",
+                            "Client.UserInitiatedShutdown: User initiated shutdown", f"User initiated ({_gmt_now()})")
+            self.submit("halt", then="stopped", by_instance=False, force=force)
+            return previous
+
+    def api_start(self):
+        with self.lock:
+            previous = copy.copy(self.instance._state)
+            if self.state() in ("pending", "running"):
+                return previous
+            if self.state() != "stopped":
+                raise EC2ClientError("IncorrectInstanceState",
+                                     f"The instance '{self.id}' is not in a state from which it can be started.")
+            self._set_state("pending", "pending", "pending", "")
+            self.submit("start")
+            return previous
+
+    def api_reboot(self):
+        with self.lock:
+            if self.state() != "running":
+                raise EC2ClientError("IncorrectInstanceState", f"The instance '{self.id}' is not in the 'running' state.")
+            self.submit("reboot")
+
+    def api_terminate(self):
+        with self.lock:
+            previous = copy.copy(self.instance._state)
+            if self.state() in ("shutting-down", "terminated"):
+                return previous
+            self._set_state("shutting-down", "Client.UserInitiatedShutdown",
+                            "Client.UserInitiatedShutdown: User initiated shutdown", f"User initiated ({_gmt_now()})")
+            self.submit("halt", then="terminated", by_instance=False)
+            return previous
+
+    def power_request(self, kind):
+        """From the shims: the machine powers itself off (or reboots)."""
+        with self.lock:
+            if self.state() != "running":
+                return
+            self.console(f"power request from inside the instance: {kind}")
+            if kind == "reboot":
+                self.submit("reboot")
+                return
+            # AWS: the instance stops or terminates as its
+            # InstanceInitiatedShutdownBehavior says; StateReason
+            # Client.InstanceInitiatedShutdown, StateTransitionReason
+            # "User initiated" without a time (as DescribeInstances shows it
+            # for shutdowns from inside).
+            terminate = self.instance.instance_initiated_shutdown_behavior == "terminate"
+            self._set_state("shutting-down" if terminate else "stopping", "Client.InstanceInitiatedShutdown",
+                            "Client.InstanceInitiatedShutdown: Instance initiated shutdown", "User initiated")
+            self.submit("halt", then="terminated" if terminate else "stopped", by_instance=True)
+
+    # -- operations (worker thread) --
+
+    def _op_launch(self):
+        if self.failure is not None:
+            self.console(f"cloud-init: user-data not understood: {self.failure}")
+            _log(f"{self.account}/{self.region}/{self.id}: user-data not understood: {self.failure}")
+        if not self._wait(core.HARNESS.pending.get("instance", 0.0), "pending"):
+            return
+        if self.failure is not None:
+            with self.lock:
+                if self.state() != "pending":
+                    return
+                self._moto_terminate()
+                self._post()
+                self._finish()
+                message = f"{NOT_UNDERSTOOD}: {self.failure}"
+                self._set_state("terminated", NOT_UNDERSTOOD, message, message)
+            return
+        with self.lock:
+            if self.state() != "pending":
+                return
+            self._set_state("running", "", "", "")
+            self.instance.state_reason = StateReason()
+            self.console(f"instance {self.id} running" + (f", address {self.address}" if self.address else ""))
+            self._post()
+        if self.bootstrap is None:
+            self.console("cloud-init: no cloud-config in the user-data; nothing to run")
+            return
+        self._run_bootstrap()
+
+    def _op_start(self):
+        if not self._wait(core.HARNESS.pending.get("instance", 0.0), "pending"):
+            return
+        with self.lock:
+            if self.state() != "pending":
+                return
+            self._moto_call(_moto_start)
+            self._set_state("running", "", "", "")
+            self.instance.state_reason = StateReason()
+            self.console(f"instance {self.id} running again")
+            self._post()
+        self._boot()
+
+    def _op_reboot(self):
+        self.console("reboot")
+        self._halt_services(force=False)
+        self._release()
+        with self.lock:
+            if self.state() != "running":
+                return
+            self._post()
+        self._boot()
+
+    def _op_halt(self, then, by_instance, force=False):
+        self._halt_services(force=force)
+        self._release()
+        transitional = "stopping" if then == "stopped" else "shutting-down"
+        key = "instanceStopping" if then == "stopped" else "instanceShuttingDown"
+        self._wait(core.HARNESS.pending.get(key, 0.0), transitional)
+        with self.lock:
+            if self.state() != transitional:
+                return
+            reason = (self.instance.state_reason.code, self.instance.state_reason.message, self.instance._reason)
+            self.console(f"instance {self.id} {then}")
+            self._post()
+            if then == "stopped":
+                self._moto_call(_moto_stop)
+            else:
+                self._moto_terminate()
+                # Gone before anyone sees "terminated".
+                self._finish()
+            self._set_state(then, *reason)
+
+    def _op_service_exited(self, unit, generation):
+        with self.lock:
+            service = self.services.get(unit)
+            if service is None or service.generation != generation or service.stopping:
+                return
+            code = service.returncode
+            del self.services[unit]
+            self.console(f"systemd: {unit}: main process exited, status={_status_text(code)}")
+            failed = code != 0
+            restart = service.unit.restart == "always" or (service.unit.restart == "on-failure" and failed)
+            if not restart or self.state() != "running":
+                if failed:
+                    self.console(f"systemd: {unit}: failed")
+                return
+        # systemd's default start limit: 5 starts within 10 s.
+        now = time.monotonic()
+        recent = [t for t in self.start_times if now - t < 10.0]
+        if len(recent) >= 5:
+            self.console(f"systemd: {unit}: start request repeated too quickly; failed")
+            return
+        if not self._wait(service.unit.restart_sec, "running"):
+            return
+        self._start_unit(service.unit)
+
+    # -- bootstrap: cloud-init's modules, once per instance --
+
+    def _run_bootstrap(self):
+        b = self.bootstrap
+        self.console("cloud-init: write_files")
+        for f in b.files:
+            path = self._in_root(f["path"])
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as out:
+                out.write(f["data"])
+            os.chmod(path, f["mode"])
+        if b.packages:
+            self.console("cloud-init: packages (already on the test world's host): " + " ".join(b.packages))
+        for index, step in enumerate(b.steps, 1):
+            with self.lock:
+                if self.cancelled:
+                    raise Cancelled()
+                if self.state() != "running":
+                    self.console("cloud-init: interrupted by a shutdown")
+                    return
+            error = self._run_step(step)
+            if error is not None:
+                # runcmd is one sh script under set -e: the first failure ends it.
+                self.console(f"cloud-init: runcmd[{index}] failed: {error}")
+                self.console("cloud-init: Failed to run module scripts_user")
+                return
+        self.console("cloud-init: finished")
+
+    def _run_step(self, step):
+        op = step["op"]
+        if op == "curl":
+            return self._curl(step)
+        if op == "sha256":
+            path = self._in_root(step["path"])
+            try:
+                with open(path, "rb") as f:
+                    digest = hashlib.file_digest(f, "sha256").hexdigest()
+            except OSError as exc:
+                return f"sha256sum: {step['path']}: {exc.strerror}"
+            if digest != step["digest"]:
+                self.console(f"{step['path']}: FAILED")
+                return f"sha256sum: WARNING: 1 computed checksum did NOT match (got {digest})"
+            self.console(f"{step['path']}: OK")
+            return None
+        if op == "chmod":
+            try:
+                os.chmod(self._in_root(step["path"]), step["mode"])
+            except OSError as exc:
+                return f"chmod: {step['path']}: {exc.strerror}"
+            return None
+        if op == "daemon-reload":
+            return None
+        if op == "enable-now":
+            unit = self._load_unit(step["unit"])
+            if isinstance(unit, str):
+                return unit
+            if unit.wanted_by:
+                link = self._in_root(f"/etc/systemd/system/multi-user.target.wants/{step['unit']}")
+                os.makedirs(os.path.dirname(link), exist_ok=True)
+                if not os.path.lexists(link):
+                    os.symlink(step["path"], link)
+                self.console(f"systemctl: Created symlink /etc/systemd/system/multi-user.target.wants/{step['unit']} "
+                             f"-> {step['path']}.")
+            return self._start_unit(unit)
+        return f"unknown step {op}"
+
+    def _curl(self, step):
+        """curl -fsS --retry N -o PATH URL: transient errors (timeouts, HTTP
+        408, 429, 500, 502, 503, 504) are retried after 1 s, doubling, or
+        after Retry-After; -f makes HTTP >= 400 an error (curl exit 22)."""
+        out = self._in_root(step["out"])
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        delay = 1.0
+        for attempt in range(step["retries"] + 1):
+            transient, error = False, None
+            try:
+                with opener.open(step["url"], timeout=60) as resp, open(out, "wb") as f:
+                    shutil.copyfileobj(resp, f, 1 << 20)
+                os.chmod(out, 0o644)
+                return None
+            except urllib.error.HTTPError as exc:
+                body = exc.read()
+                transient = exc.code in (408, 429, 500, 502, 503, 504)
+                if not step["fail"]:
+                    with open(out, "wb") as f:
+                        f.write(body)
+                    return None
+                error = f"curl: (22) The requested URL returned error: {exc.code}"
+                after = exc.headers.get("Retry-After") if exc.headers else None
+                if after and after.isdigit():
+                    delay = float(after)
+            except (urllib.error.URLError, OSError) as exc:
+                reason = getattr(exc, "reason", exc)
+                transient = isinstance(reason, (socket.timeout, TimeoutError))
+                error = f"curl: (7) {reason}"
+            if not transient or attempt == step["retries"]:
+                return error
+            self.console(f"Warning: Problem : {error}. Will retry in {delay:g} seconds. "
+                         f"{step['retries'] - attempt} retries left.")
+            if not self._wait(delay, "running"):
+                return "interrupted by a shutdown"
+            delay = min(delay * 2, 600.0)
+        return error
+
+    # -- systemd: units --
+
+    def _in_root(self, path):
+        return os.path.join(self.root, path.lstrip("/"))
+
+    def _load_unit(self, name):
+        """The unit as it is on disk now (systemd reads it at daemon-reload
+        and boot), or an error text."""
+        try:
+            with open(self._in_root(f"/etc/systemd/system/{name}"), encoding="utf-8") as f:
+                return Unit(name, f.read())
+        except OSError as exc:
+            return f"Failed to enable unit: Unit file {name} does not exist ({exc.strerror})"
+        except NotUnderstood as exc:
+            return f"unit {name} not understood: {exc}"
+
+    def _boot(self):
+        """systemd at boot: start the units enabled for multi-user.target."""
+        wants = self._in_root("/etc/systemd/system/multi-user.target.wants")
+        names = sorted(os.listdir(wants)) if os.path.isdir(wants) else []
+        for name in names:
+            with self.lock:
+                if self.state() != "running":
+                    return
+            unit = self._load_unit(name)
+            if isinstance(unit, str):
+                self.console(f"systemd: {unit}")
+                continue
+            error = self._start_unit(unit)
+            if error:
+                self.console(f"systemd: {error}")
+
+    def _environment(self, unit):
+        env = {}
+        for item in unit.environment:
+            if item[0] == "env":
+                env.update(item[1])
+                continue
+            _, path, optional = item
+            try:
+                with open(self._in_root(path), encoding="utf-8") as f:
+                    env.update(_parse_environment_file(f.read(), path))
+            except FileNotFoundError:
+                if not optional:
+                    raise NotUnderstood(f"Failed to load environment files: {path} does not exist")
+        return env
+
+    def _command(self, unit, env):
+        """ExecStart with $NAME / ${NAME} expanded as systemd does, absolute
+        paths mapped into the instance root, the listen host replaced by the
+        machine's own address, and --local-devices added."""
+        words = []
+        for word in unit.exec_start:
+            if re.fullmatch(r"\$[A-Za-z_][A-Za-z0-9_]*", word):
+                words.extend(env.get(word[1:], "").split())
+            else:
+                words.append(re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: env.get(m.group(1), ""), word))
+        out, i = [], 0
+        while i < len(words):
+            word = words[i]
+            if word in ("--local-devices", "-local-devices") or word.startswith(("--local-devices=", "-local-devices=")):
+                raise NotUnderstood("the unit's command line already has --local-devices")
+            if word in ("--listen", "-listen") and i + 1 < len(words):
+                out += [word, self._listen(words[i + 1])]
+                i += 2
+                continue
+            if word.startswith(("--listen=", "-listen=")):
+                flag, value = word.split("=", 1)
+                out.append(f"{flag}={self._listen(value)}")
+            elif word.startswith("/"):
+                out.append(self._in_root(word))
+            elif re.match(r"^-{1,2}[A-Za-z0-9][\w-]*=/", word):
+                flag, value = word.split("=", 1)
+                out.append(f"{flag}={self._in_root(value)}")
+            else:
+                out.append(word)
+            i += 1
+        return out + ["--local-devices", self.devices]
+
+    def _listen(self, value):
+        host, _, port = value.rpartition(":")
+        return f"{self.address}:{port}"
+
+    def _start_unit(self, unit):
+        """Start one service; an error text when it cannot start."""
+        try:
+            env = self._environment(unit)
+            argv = self._command(unit, env)
+        except NotUnderstood as exc:
+            return f"Failed to start {unit.name}: {exc}"
+        if not os.access(argv[0], os.X_OK):
+            return f"Failed to start {unit.name}: {unit.exec_start[0]}: not an executable file"
+        for name in unit.state_directories:
+            path = self._in_root(f"/var/lib/{name}")
+            os.makedirs(path, exist_ok=True)
+            os.chmod(path, unit.state_directory_mode)
+        self._write_shims()
+        self._ensure_listener()
+        env["PATH"] = self.shim_dir + ":" + _SERVICE_PATH
+        wrapper = ["setpriv", "--pdeathsig", "KILL", "--"]
+        if unit.limit_nofile:
+            # Up to the host's hard limit: a container's root may not raise it.
+            soft, _, hard = unit.limit_nofile.partition(":")
+            host_hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+            if host_hard != resource.RLIM_INFINITY:
+                soft, hard = min(int(soft), host_hard), min(int(hard or soft), host_hard)
+            wrapper = ["prlimit", f"--nofile={soft}:{hard or soft}", "--"] + wrapper
+        files = []
+        try:
+            outputs = {}
+            for stream, target in (("stdout", unit.stdout), ("stderr", unit.stderr)):
+                if target == "inherit":
+                    outputs[stream] = outputs["stdout"]
+                elif target == "null":
+                    outputs[stream] = subprocess.DEVNULL
+                else:
+                    f = open(self.console_path if "console" in target else self.journal_path, "ab")
+                    files.append(f)
+                    outputs[stream] = f
+            with self.lock:
+                if self.cancelled:
+                    raise Cancelled()
+                if self.state() != "running":
+                    return None
+                self.generation += 1
+                self.console(f"systemd: Starting {unit.name} - {unit.description}: {shlex.join(argv)}")
+                process = _SPAWNER.spawn(wrapper + argv, stdin=subprocess.DEVNULL, stdout=outputs["stdout"],
+                                         stderr=outputs["stderr"], cwd=self.root, env=env, process_group=0,
+                                         close_fds=True)
+                service = Service(unit, process, self.generation)
+                self.services[unit.name] = service
+                self.start_times.append(time.monotonic())
+        except OSError as exc:
+            return f"Failed to start {unit.name}: {exc}"
+        finally:
+            for f in files:
+                f.close()
+        threading.Thread(target=self._supervise, args=(service,), name=f"service-{self.id}", daemon=True).start()
+        return None
+
+    def _supervise(self, service):
+        service.returncode = service.process.wait()
+        service.exited.set()
+        if not self.cancelled:
+            self.submit("service_exited", unit=service.unit.name, generation=service.generation)
+
+    def _halt_services(self, force):
+        """systemd stopping every service: SIGTERM to its process group,
+        SIGKILL after TimeoutStopSec (at once with force)."""
+        with self.lock:
+            services = list(self.services.values())
+            for s in services:
+                s.stopping = True
+            self.services = {}
+        for s in services:
+            _signal_group(s.process, signal.SIGKILL if force else signal.SIGTERM)
+            deadline = time.monotonic() + s.unit.timeout_stop
+            while not s.exited.wait(0.05):
+                if self.cancelled or time.monotonic() >= deadline:
+                    self.console(f"systemd: {s.unit.name}: stop timed out; killing")
+                    _signal_group(s.process, signal.SIGKILL)
+                    s.exited.wait(10)
+                    break
+            self.console(f"systemd: Stopped {s.unit.name} (status={_status_text(s.returncode)})")
+
+    def _release(self):
+        problems = release_instance_devices(self.dir)
+        for p in problems:
+            self.console(f"the test world could not release: {p}")
+            _log(f"{self.id}: {p}")
+
+    def _moto_terminate(self):
+        """moto's terminate: network interfaces, volumes (detached, deleted
+        on termination by autoami_blocks's teardown); the state and its
+        reasons stay the machine's."""
+        self._moto_call(_moto_terminate)
+
+    def _moto_call(self, method):
+        reasons = (self.instance.state_reason, self.instance._reason)
+        method(self.instance)
+        self.instance.state_reason, self.instance._reason = reasons
+
+    def _finish(self):
+        """Terminated: the instance's directory goes, before the state says
+        so; its console stays readable (AWS keeps it for at least an
+        hour)."""
+        self.final_console = self._console_tail()
+        self.finished = True
+        self._stop_listener()
+        self._release()
+        _remove_tree(self.dir)
+        with _ADDRESS_LOCK:
+            _ADDRESSES.discard(self.address)
+
+    # -- power-off shims --
+
+    _SHIM = """#!/bin/sh
+# The test world's {name}: a power request from inside the instance goes to
+# the harness (autoami_machines.py), which stops, terminates or reboots the
+# instance as EC2 would. Written by the test world, not part of the image.
+name=$(basename "$0")
+req=
+case "$name" in
+systemctl) case "$1" in poweroff|halt|reboot) req=$1 ;; esac ;;
+poweroff|halt|reboot) req=$name ;;
+shutdown) req=poweroff; for a in "$@"; do [ "$a" = -r ] && req=reboot; done ;;
+esac
+if [ -z "$req" ]; then
+    echo "$name $*: the test world's machines only power off, halt and reboot here" >&2
+    exit 1
+fi
+printf '%s\\n' "$req" > {fifo}
+"""
+
+    def _write_shims(self):
+        os.makedirs(self.shim_dir, exist_ok=True)
+        for name in ("systemctl", "poweroff", "halt", "reboot", "shutdown"):
+            path = os.path.join(self.shim_dir, name)
+            if not os.path.exists(path):
+                with open(path, "w") as f:
+                    f.write(self._SHIM.format(name=name, fifo=shlex.quote(self.fifo)))
+                os.chmod(path, 0o755)
+
+    def _ensure_listener(self):
+        with self.lock:
+            if self.listener is not None:
+                return
+            if not os.path.exists(self.fifo):
+                os.mkfifo(self.fifo, 0o600)
+            self.listener = threading.Thread(target=self._listen_power, name=f"power-{self.id}", daemon=True)
+            self.listener.start()
+
+    def _listen_power(self):
+        # O_RDWR: the open does not wait for a writer and reads never see EOF.
+        fd = os.open(self.fifo, os.O_RDWR)
+        buf = b""
+        try:
+            while True:
+                chunk = os.read(fd, 4096)
+                buf += chunk
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    request = line.decode(errors="replace").strip()
+                    if request == "quit":
+                        return
+                    if request in ("poweroff", "halt", "reboot"):
+                        self.power_request(request)
+        finally:
+            os.close(fd)
+
+    def _stop_listener(self):
+        if self.listener is None:
+            return
+        try:
+            fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
+            os.write(fd, b"quit\n")
+            os.close(fd)
+        except OSError:
+            pass
+        self.listener.join(5)
+        self.listener = None
+
+    # -- teardown (Reset, server stop) --
+
+    def kill(self):
+        """Reset: every process SIGKILLed, nothing kept."""
+        with self.lock:
+            self.cancelled = True
+            services = list(self.services.values())
+            self.services = {}
+            self.changed.notify_all()
+        for s in services:
+            s.stopping = True
+            _signal_group(s.process, signal.SIGKILL)
+        for s in services:
+            s.exited.wait(10)
+        self.ops.put(("quit", {}))
+        if self.worker is not None and self.worker is not threading.current_thread():
+            self.worker.join(10)
+        self._stop_listener()
+        self._release()
+
+    def describe(self):
+        with self.lock:
+            return {
+                "account": self.account, "region": self.region, "instanceId": self.id, "state": self.state(),
+                "address": self.address or "", "dir": self.dir,
+                "services": [{"unit": n, "pid": s.process.pid} for n, s in sorted(self.services.items())],
+            }
+
+
+def _status_text(code):
+    if code is None:
+        return "unknown"
+    if code < 0:
+        return f"{-code}/{signal.Signals(-code).name}"
+    return str(code)
+
+
+def _signal_group(process, sig):
+    try:
+        os.killpg(process.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _parse_environment_file(text, path):
+    """systemd EnvironmentFile=: NAME=VALUE lines, # and ; comments, values
+    optionally in single or double quotes."""
+    env = {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        name, eq, value = line.partition("=")
+        name, value = name.strip(), value.strip()
+        if not eq or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise NotUnderstood(f"{path} line {number}: {raw!r} is not NAME=VALUE")
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            quote, value = value[0], value[1:-1]
+            if quote == '"':
+                value = re.sub(r"\\(.)", r"\1", value)
+        env[name] = value
+    return env
+
+
+def _remove_tree(path):
+    """Remove a machine's directory, never across a mount point."""
+    if _mounts_under(path):
+        _log(f"not removing {path}: mounts remain below it {_mounts_under(path)}")
+        return
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def machine_of(instance):
+    with _MACHINES_LOCK:
+        return _MACHINES.get((instance.ec2_backend.account_id, instance.ec2_backend.region_name, instance.id))
+
+
+# --- moto's instance model -----------------------------------------------------------------
+# GAP: instances run nothing and change state at once (running at launch,
+# stopped at StopInstances); GetConsoleOutput is canned text from 2006;
+# reboot, stop and start of a stopped or stopping instance are accepted.
+# AWS: pending -> running, stopping -> stopped, shutting-down -> terminated
+# take time; the console is the instance's; StopInstances needs a running
+# instance, StartInstances a stopped one (IncorrectInstanceState otherwise).
+
+_moto_instance_init = Instance.__init__
+_moto_start = Instance.start
+_moto_stop = Instance.stop
+_moto_terminate = Instance.terminate
+_moto_reboot = Instance.reboot
+
+
+def _instance_init(self, *args, **kwargs):
+    _moto_instance_init(self, *args, **kwargs)
+    Machine(self)
+
+
+def _instance_start(self):
+    m = machine_of(self)
+    return m.api_start() if m is not None else _moto_start(self)
+
+
+def _instance_stop(self):
+    m = machine_of(self)
+    return m.api_stop() if m is not None else _moto_stop(self)
+
+
+def _instance_terminate(self):
+    m = machine_of(self)
+    return m.api_terminate() if m is not None else _moto_terminate(self)
+
+
+def _instance_reboot(self):
+    m = machine_of(self)
+    return m.api_reboot() if m is not None else _moto_reboot(self)
+
+
+Instance.__init__ = _instance_init
+Instance.start = _instance_start
+Instance.stop = _instance_stop
+Instance.terminate = _instance_terminate
+Instance.reboot = _instance_reboot
+
+_prev_run_instances = InstanceBackend.run_instances
+
+
+def _run_instances(self, image_id, count, user_data, security_group_names, **kwargs):
+    reservation = _prev_run_instances(self, image_id, count, user_data, security_group_names, **kwargs)
+    for instance in reservation.instances:
+        m = machine_of(instance)
+        if m is not None and m.worker is None:
+            m.launch()
+    return reservation
+
+
+InstanceBackend.run_instances = _run_instances
+
+
+# --- RunInstances: what AWS refuses; ClientToken ----------------------------------------------
+# GAP: RunInstances launches any image ID (missing, another account's
+# private image, pending), any instance type with any architecture, and
+# user-data of any size; a repeated ClientToken launches again.
+# AWS (RunInstances; Ensuring idempotency): InvalidAMIID.NotFound for an
+# image the caller cannot see, InvalidAMIID.Malformed, InvalidAMIID.Unavailable
+# for an image that is not available; InvalidParameterValue when the
+# instance type's architectures do not include the image's, and for user-data
+# over 16 KiB before base64; the same ClientToken returns the first
+# reservation, IdempotentParameterMismatch when the parameters differ.
+# The Unavailable message and refusing an unknown instance type with
+# InvalidParameterValue are the harness's best guesses.
+
+_CLIENT_TOKENS = {}  # (account, region, token) -> (parameters digest, reservation id)
+_TOKEN_LOCK = threading.Lock()
+_IGNORED_PARAMS = {"Action", "Version", "ClientToken", "DryRun"}
+
+
+def _check_run_instances(response):
+    backend = response.ec2_backend
+    image_id = response._get_param("ImageId")
+    template = response._get_param("LaunchTemplate", {})
+    if not image_id and template:
+        image_id = backend._get_template_from_args(template).image_id
+    if image_id:
+        if not re.fullmatch(r"ami-[0-9a-f]{8}([0-9a-f]{9})?", image_id):
+            raise EC2ClientError("InvalidAMIID.Malformed", f'Invalid id: "{image_id}" (expecting "ami-...")')
+        ami = core._visible_images(backend).get(image_id)
+        if ami is None:
+            raise InvalidAMIIdError(image_id)
+        if ami.state != "available":
+            raise EC2ClientError("InvalidAMIID.Unavailable",
+                                 f"The image id '[{image_id}]' is not available (state: {ami.state})")
+        instance_type = response._get_param("InstanceType") or "m1.small"
+        info = INSTANCE_TYPES.get(instance_type)
+        if info is None:
+            raise EC2ClientError("InvalidParameterValue", f"Invalid value '{instance_type}' for InstanceType.")
+        supported = info.get("ProcessorInfo", {}).get("SupportedArchitectures", [])
+        if ami.architecture not in supported:
+            raise EC2ClientError(
+                "InvalidParameterValue",
+                f"The architecture '{', '.join(supported)}' of the specified instance type ({instance_type}) does not "
+                f"match the architecture '{ami.architecture}' of the specified AMI ({image_id}). Specify an instance "
+                "type and an AMI that have matching architectures, and try again. You can use "
+                "'describe-instance-types' or 'describe-images' to discover the architecture of the instance type or AMI.",
+            )
+    raw = response._get_param("UserData")
+    if raw:
+        try:
+            size = len(base64.b64decode(raw, validate=True))
+        except ValueError:
+            raise EC2ClientError("InvalidParameterValue", "Invalid BASE64 encoding of user data.")
+        if size > USER_DATA_LIMIT:
+            raise EC2ClientError("InvalidParameterValue",
+                                 f"User data is limited to {USER_DATA_LIMIT} bytes (got {size} bytes before base64)")
+
+
+def _request_digest(response):
+    params = {k: v for k, v in response.querystring.items() if k not in _IGNORED_PARAMS}
+    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
+
+
+_prev_run_instances_response = InstanceResponse.run_instances
+
+
+def _run_instances_response(self):
+    token = self._get_param("ClientToken")
+    if not token:
+        _check_run_instances(self)
+        return _prev_run_instances_response(self)
+    key = (self.current_account, self.region, token)
+    digest = _request_digest(self)
+    with _TOKEN_LOCK:
+        known = _CLIENT_TOKENS.get(key)
+        if known is not None:
+            if known[0] != digest:
+                raise EC2ClientError("IdempotentParameterMismatch",
+                                     "Arguments on this idempotent request are inconsistent with arguments used in "
+                                     "previous request(s).")
+            reservation = self.ec2_backend.reservations.get(known[1])
+            if reservation is not None:
+                self.error_on_dryrun()
+                return ActionResult(reservation)
+        _check_run_instances(self)
+        result = _prev_run_instances_response(self)
+        _CLIENT_TOKENS[key] = (digest, result.result.id)
+        return result
+
+
+InstanceResponse.run_instances = _run_instances_response
+
+
+# --- GetConsoleOutput -------------------------------------------------------------------------
+
+
+_prev_get_console_output = General.get_console_output
+
+
+def _get_console_output(self):
+    instance = self.ec2_backend.get_instance(self._get_param("InstanceId"))
+    m = machine_of(instance)
+    if m is None:
+        return _prev_get_console_output(self)
+    self.error_on_dryrun()
+    data, when = m.console_output(self._get_bool_param("Latest", False))
+    result = {"InstanceId": instance.id, "Timestamp": when}
+    if data:
+        result["Output"] = core_b64(data)
+    return ActionResult(result)
+
+
+def core_b64(data):
+    from moto.core.types import Base64EncodedString
+
+    return Base64EncodedString(base64.b64encode(data).decode("ascii"))
+
+
+General.get_console_output = _get_console_output
+
+
+# --- Reset, stop, control -----------------------------------------------------------------------
+
+
+def _teardown_all():
+    with _MACHINES_LOCK:
+        machines = list(_MACHINES.values())
+        _MACHINES.clear()
+    threads = [threading.Thread(target=m.kill, daemon=True) for m in machines]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    with _TOKEN_LOCK:
+        _CLIENT_TOKENS.clear()
+    with _ADDRESS_LOCK:
+        _ADDRESSES.clear()
+    if core.DATA_DIR and os.path.isdir(core.DATA_DIR):
+        for account in os.listdir(core.DATA_DIR):
+            account_dir = os.path.join(core.DATA_DIR, account)
+            for region in os.listdir(account_dir) if os.path.isdir(account_dir) else []:
+                instances = os.path.join(account_dir, region, "instances")
+                if os.path.isdir(instances):
+                    for problem in release_instance_devices(instances):
+                        _log(f"reset: {problem}")
+                    _remove_tree(instances)
+
+
+core.RESET_HOOKS.append(_teardown_all)
+core.STOP_HOOKS.append(_teardown_all)
+
+
+def _machines_route(environ):
+    with _MACHINES_LOCK:
+        machines = list(_MACHINES.values())
+    return "200 OK", {"machines": [m.describe() for m in machines]}
+
+
+core.CONTROL_ROUTES[("GET", "/autoami-harness/machines")] = _machines_route

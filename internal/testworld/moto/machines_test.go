@@ -1,0 +1,405 @@
+package moto
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+)
+
+// builtinX86 is one of moto's built-in x86_64 Amazon images (every account
+// sees them).
+func builtinX86(t *testing.T, ctx context.Context, c *ec2.Client) string {
+	t.Helper()
+	out, err := c.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"amazon"},
+		Filters: []types.Filter{{Name: aws.String("architecture"), Values: []string{"x86_64"}}}})
+	if err != nil || len(out.Images) == 0 {
+		t.Fatalf("a built-in x86_64 image: %v", err)
+	}
+	return aws.ToString(out.Images[0].ImageId)
+}
+
+func runOne(ctx context.Context, c *ec2.Client, image string, instanceType types.InstanceType, mutate ...func(*ec2.RunInstancesInput)) (*ec2.RunInstancesOutput, error) {
+	in := &ec2.RunInstancesInput{ImageId: aws.String(image), InstanceType: instanceType, MinCount: aws.Int32(1), MaxCount: aws.Int32(1)}
+	for _, m := range mutate {
+		m(in)
+	}
+	return c.RunInstances(ctx, in)
+}
+
+func instanceIDs(t *testing.T, ctx context.Context, c *ec2.Client) []string {
+	t.Helper()
+	out, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, r := range out.Reservations {
+		for _, i := range r.Instances {
+			ids = append(ids, aws.ToString(i.InstanceId))
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// RunInstances refuses what AWS refuses, and a refused launch makes nothing.
+func TestRunInstancesRefusesWhatAWSRefuses(t *testing.T) {
+	ctx := fresh(t)
+	c := ec2As(t, ctx, DefaultAccountID, region)
+	other := ec2As(t, ctx, otherAccount, region)
+	x86 := builtinX86(t, ctx, c)
+	arm := register(t, ctx, c, "arm64 image", snapshot(t, ctx, c, 8, false, ""))
+	private := register(t, ctx, other, "private image", snapshot(t, ctx, other, 8, false, ""))
+	shared := register(t, ctx, other, "shared image", snapshot(t, ctx, other, 8, false, ""))
+	if _, err := other.ModifyImageAttribute(ctx, &ec2.ModifyImageAttributeInput{ImageId: aws.String(shared),
+		LaunchPermission: &types.LaunchPermissionModifications{Add: []types.LaunchPermission{{UserId: aws.String(DefaultAccountID)}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := world.SetPending(ctx, Pending{Image: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	pending := register(t, ctx, c, "pending image", snapshot(t, ctx, c, 8, false, ""))
+	if err := world.SetPending(ctx, Pending{}); err != nil {
+		t.Fatal(err)
+	}
+	userData := func(n int) func(*ec2.RunInstancesInput) {
+		return func(in *ec2.RunInstancesInput) {
+			in.UserData = aws.String(base64.StdEncoding.EncodeToString([]byte(strings.Repeat("x", n))))
+		}
+	}
+
+	refused := []struct {
+		name         string
+		image        string
+		instanceType types.InstanceType
+		mutate       []func(*ec2.RunInstancesInput)
+		code         string
+		says         []string
+	}{
+		{"missing image", "ami-0123456789abcdef0", types.InstanceTypeT3Micro, nil, "InvalidAMIID.NotFound", []string{"ami-0123456789abcdef0"}},
+		{"malformed image ID", "ami-nope", types.InstanceTypeT3Micro, nil, "InvalidAMIID.Malformed", []string{"ami-nope"}},
+		{"another account's private image", private, types.InstanceTypeT4gMicro, nil, "InvalidAMIID.NotFound", []string{private}},
+		{"pending image", pending, types.InstanceTypeT4gMicro, nil, "InvalidAMIID.Unavailable", []string{pending, "pending"}},
+		{"arm64 image on t3.micro", arm, types.InstanceTypeT3Micro, nil, "InvalidParameterValue", []string{"'arm64'", "'x86_64'", "t3.micro", arm}},
+		{"x86_64 image on t4g.micro", x86, types.InstanceTypeT4gMicro, nil, "InvalidParameterValue", []string{"'arm64'", "'x86_64'", "t4g.micro"}},
+		{"unknown instance type", x86, "t9.huge", nil, "InvalidParameterValue", []string{"t9.huge"}},
+		{"user-data over 16 KiB", x86, types.InstanceTypeT3Micro, []func(*ec2.RunInstancesInput){userData(16385)}, "InvalidParameterValue", []string{"16384"}},
+	}
+	for _, tc := range refused {
+		_, err := runOne(ctx, c, tc.image, tc.instanceType, tc.mutate...)
+		if apiCode(err) != tc.code {
+			t.Errorf("%s: %v, want %s", tc.name, err, tc.code)
+			continue
+		}
+		for _, s := range tc.says {
+			if !strings.Contains(err.Error(), s) {
+				t.Errorf("%s: %q does not name %q", tc.name, err, s)
+			}
+		}
+	}
+	if ids := instanceIDs(t, ctx, c); len(ids) != 0 {
+		t.Fatalf("refused launches made instances %v", ids)
+	}
+
+	// Just inside every limit, launches go through.
+	accepted := []struct {
+		name         string
+		image        string
+		instanceType types.InstanceType
+		mutate       []func(*ec2.RunInstancesInput)
+	}{
+		{"arm64 image on t4g.micro", arm, types.InstanceTypeT4gMicro, nil},
+		{"image shared by launch permission", shared, types.InstanceTypeT4gMicro, nil},
+		{"16 KiB of user-data", x86, types.InstanceTypeT3Micro, []func(*ec2.RunInstancesInput){userData(16384)}},
+	}
+	for _, tc := range accepted {
+		if _, err := runOne(ctx, c, tc.image, tc.instanceType, tc.mutate...); err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
+	if ids := instanceIDs(t, ctx, c); len(ids) != len(accepted) {
+		t.Fatalf("instances %v, want %d", ids, len(accepted))
+	}
+}
+
+// The same ClientToken returns the first launch instead of a second one.
+func TestRunInstancesClientTokenIsIdempotent(t *testing.T) {
+	ctx := fresh(t)
+	c := ec2As(t, ctx, DefaultAccountID, region)
+	x86 := builtinX86(t, ctx, c)
+	token := func(in *ec2.RunInstancesInput) { in.ClientToken = aws.String("autoami-unpacker-create-1") }
+	first, err := runOne(ctx, c, x86, types.InstanceTypeT3Micro, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := runOne(ctx, c, x86, types.InstanceTypeT3Micro, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToString(again.ReservationId) != aws.ToString(first.ReservationId) ||
+		aws.ToString(again.Instances[0].InstanceId) != aws.ToString(first.Instances[0].InstanceId) {
+		t.Fatalf("a repeated ClientToken launched %s/%s after %s/%s", aws.ToString(again.ReservationId),
+			aws.ToString(again.Instances[0].InstanceId), aws.ToString(first.ReservationId), aws.ToString(first.Instances[0].InstanceId))
+	}
+	if ids := instanceIDs(t, ctx, c); len(ids) != 1 {
+		t.Fatalf("instances %v after two launches with one token, want one", ids)
+	}
+	_, err = runOne(ctx, c, x86, types.InstanceTypeT3Small, token)
+	wantCode(t, err, "IdempotentParameterMismatch")
+
+	// Tokens belong to an account: another account's launch is its own.
+	other := ec2As(t, ctx, otherAccount, region)
+	theirs, err := runOne(ctx, other, x86, types.InstanceTypeT3Micro, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToString(theirs.Instances[0].InstanceId) == aws.ToString(first.Instances[0].InstanceId) {
+		t.Fatal("another account's launch with the same token returned this account's instance")
+	}
+	// Without a token every call launches.
+	for range 2 {
+		if _, err := runOne(ctx, c, x86, types.InstanceTypeT3Micro); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ids := instanceIDs(t, ctx, c); len(ids) != 3 {
+		t.Fatalf("instances %v, want 3", ids)
+	}
+}
+
+// Instances stay pending, stopping and shutting-down for the configured
+// time, refuse calls their state does not allow, and Reset returns the knob
+// to zero.
+func TestInstanceStatesTakeTheirTime(t *testing.T) {
+	ctx := fresh(t)
+	c := ec2As(t, ctx, DefaultAccountID, region)
+	const step = 2 * time.Second
+	if err := world.SetInstanceTransitions(ctx, InstanceTransitions{Pending: step, Stopping: step, ShuttingDown: step}); err != nil {
+		t.Fatal(err)
+	}
+	state := func(id string) types.Instance {
+		t.Helper()
+		out, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.Reservations[0].Instances[0]
+	}
+	in := func(id string) *ec2.DescribeInstancesInput {
+		return &ec2.DescribeInstancesInput{InstanceIds: []string{id}}
+	}
+	fast := func(min, max *time.Duration) { *min, *max = 50*time.Millisecond, 200*time.Millisecond }
+
+	start := time.Now()
+	run, err := runOne(ctx, c, builtinX86(t, ctx, c), types.InstanceTypeT3Micro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := aws.ToString(run.Instances[0].InstanceId)
+	if got := state(id); got.State.Name != types.InstanceStateNamePending || aws.ToString(got.StateReason.Code) != "pending" {
+		t.Fatalf("right after RunInstances: %s (%v), want pending", got.State.Name, got.StateReason)
+	}
+	_, err = c.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{id}})
+	wantCode(t, err, "IncorrectInstanceState")
+	if err := ec2.NewInstanceRunningWaiter(c, func(o *ec2.InstanceRunningWaiterOptions) { fast(&o.MinDelay, &o.MaxDelay) }).Wait(ctx, in(id), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if since := time.Since(start); since < step {
+		t.Fatalf("running after %s, want at least %s pending", since, step)
+	}
+
+	start = time.Now()
+	stop, err := c.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{id}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := stop.StoppingInstances[0]; s.CurrentState.Name != types.InstanceStateNameStopping || s.PreviousState.Name != types.InstanceStateNameRunning {
+		t.Fatalf("StopInstances answered %s -> %s", s.PreviousState.Name, s.CurrentState.Name)
+	}
+	if got := state(id); got.State.Name != types.InstanceStateNameStopping || !strings.HasPrefix(aws.ToString(got.StateTransitionReason), "User initiated (") {
+		t.Fatalf("after StopInstances: %s, %q; want stopping, User initiated (time)", got.State.Name, aws.ToString(got.StateTransitionReason))
+	}
+	_, err = c.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{id}})
+	wantCode(t, err, "IncorrectInstanceState")
+	_, err = c.RebootInstances(ctx, &ec2.RebootInstancesInput{InstanceIds: []string{id}})
+	wantCode(t, err, "IncorrectInstanceState")
+	if err := ec2.NewInstanceStoppedWaiter(c, func(o *ec2.InstanceStoppedWaiterOptions) { fast(&o.MinDelay, &o.MaxDelay) }).Wait(ctx, in(id), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if since := time.Since(start); since < step {
+		t.Fatalf("stopped after %s, want at least %s stopping", since, step)
+	}
+	if got := state(id); aws.ToString(got.StateReason.Code) != "Client.UserInitiatedShutdown" {
+		t.Fatalf("stopped with %v, want Client.UserInitiatedShutdown", got.StateReason)
+	}
+	// Stopping a stopped instance is no error.
+	if _, err := c.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{id}}); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := c.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{id}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := state(id); got.State.Name != types.InstanceStateNamePending {
+		t.Fatalf("after StartInstances: %s, want pending", got.State.Name)
+	}
+
+	start = time.Now()
+	term, err := c.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{id}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := term.TerminatingInstances[0].CurrentState.Name; got != types.InstanceStateNameShuttingDown {
+		t.Fatalf("TerminateInstances answered %s", got)
+	}
+	if err := ec2.NewInstanceTerminatedWaiter(c, func(o *ec2.InstanceTerminatedWaiterOptions) { fast(&o.MinDelay, &o.MaxDelay) }).Wait(ctx, in(id), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if since := time.Since(start); since < step {
+		t.Fatalf("terminated after %s, want at least %s shutting-down", since, step)
+	}
+
+	if err := world.Reset(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var knobs struct {
+		Pending map[string]float64 `json:"pending"`
+	}
+	if err := world.control(ctx, "", nil, &knobs); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"instance", "instanceStopping", "instanceShuttingDown"} {
+		if v, ok := knobs.Pending[k]; !ok || v != 0 {
+			t.Errorf("after Reset %s = %v (present %v), want 0", k, v, ok)
+		}
+	}
+}
+
+// GetConsoleOutput answers the instance's own console: base64, the last
+// 64 KiB; without Latest what was posted at the last state transition,
+// with Latest what is there now.
+func TestConsoleOutputLatestAndBuffered(t *testing.T) {
+	ctx := fresh(t)
+	c := ec2As(t, ctx, DefaultAccountID, region)
+	run, err := runOne(ctx, c, builtinX86(t, ctx, c), types.InstanceTypeT3Micro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := aws.ToString(run.Instances[0].InstanceId)
+	waitIn := &ec2.DescribeInstancesInput{InstanceIds: []string{id}}
+	if err := ec2.NewInstanceRunningWaiter(c).Wait(ctx, waitIn, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	console := func(latest bool) string {
+		t.Helper()
+		out, err := c.GetConsoleOutput(ctx, &ec2.GetConsoleOutputInput{InstanceId: aws.String(id), Latest: aws.Bool(latest)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := base64.StdEncoding.DecodeString(aws.ToString(out.Output))
+		if err != nil {
+			t.Fatalf("console output is not base64: %v", err)
+		}
+		return string(data)
+	}
+	machines, err := world.Machines(ctx)
+	if err != nil || len(machines) != 1 || machines[0].InstanceID != id {
+		t.Fatalf("machines %+v, %v; want %s", machines, err, id)
+	}
+	dir := machines[0].Dir
+	for _, sub := range []string{"root", "devices"} {
+		if fi, err := os.Stat(filepath.Join(dir, sub)); err != nil || !fi.IsDir() {
+			t.Fatalf("instance directory %s/%s: %v", dir, sub, err)
+		}
+	}
+	// An instance without cloud-config runs nothing, and says so.
+	if got := console(true); !strings.Contains(got, "no cloud-config in the user-data; nothing to run") {
+		t.Fatalf("console of a plain instance: %q", got)
+	}
+	buffered := console(false)
+
+	// 100 KiB more on its serial console: Latest shows the last 64 KiB.
+	f, err := os.OpenFile(filepath.Join(dir, "console.log"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines strings.Builder
+	for i := 0; lines.Len() < 100<<10; i++ {
+		fmt.Fprintf(&lines, "%s line %06d\n", strings.Repeat("=", 60), i)
+	}
+	if _, err := f.WriteString(lines.String()); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	all, err := os.ReadFile(filepath.Join(dir, "console.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	latest := console(true)
+	if len(latest) != 64<<10 || latest != string(all[len(all)-64<<10:]) {
+		t.Fatalf("Latest gave %d bytes, want the last 65536 of %d", len(latest), len(all))
+	}
+	if got := console(false); got != buffered {
+		t.Fatalf("without Latest the output changed between transitions (%d bytes, was %d)", len(got), len(buffered))
+	}
+
+	// The stop is a transition: the post now has the newer lines.
+	if _, err := c.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{id}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ec2.NewInstanceStoppedWaiter(c).Wait(ctx, waitIn, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if got := console(false); len(got) != 64<<10 || !strings.HasSuffix(got, "stopped\n") || !strings.Contains(got, " line ") {
+		t.Fatalf("buffered output after the stop: %d bytes ending %q", len(got), got[max(0, len(got)-80):])
+	}
+
+	// Only the owner reads it.
+	other := ec2As(t, ctx, otherAccount, region)
+	_, err = other.GetConsoleOutput(ctx, &ec2.GetConsoleOutputInput{InstanceId: aws.String(id)})
+	wantCode(t, err, "InvalidInstanceID.NotFound")
+}
+
+// The Debian packages an unpacker's user-data may name are those
+// deploy/README.md lists, in the stand-in as in the document.
+func TestStandInPackagesAreTheDocumentedOnes(t *testing.T) {
+	py, err := harnessFiles.ReadFile("autoami_machines.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?s)DEBIAN_PACKAGES = \((.*?)\)`).FindSubmatch(py)
+	if m == nil {
+		t.Fatal("no DEBIAN_PACKAGES in autoami_machines.py")
+	}
+	var standIn []string
+	for _, q := range regexp.MustCompile(`"([^"]+)"`).FindAllSubmatch(m[1], -1) {
+		standIn = append(standIn, string(q[1]))
+	}
+	readme, err := os.ReadFile(filepath.Join("..", "..", "..", "deploy", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, ok := strings.Cut(string(readme), "## Debian packages the instance needs")
+	if !ok {
+		t.Fatal("deploy/README.md has no section \"Debian packages the instance needs\"")
+	}
+	table, _, _ = strings.Cut(table, "\n## ")
+	var documented []string
+	for _, row := range regexp.MustCompile("(?m)^\\| `([a-z0-9.+-]+)` \\|").FindAllStringSubmatch(table, -1) {
+		documented = append(documented, row[1])
+	}
+	if len(documented) == 0 || !slices.Equal(standIn, documented) {
+		t.Fatalf("stand-in packages %v, deploy/README.md %v", standIn, documented)
+	}
+}
