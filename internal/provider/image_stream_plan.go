@@ -2,11 +2,11 @@ package provider
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"reflect"
 	"slices"
 
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/types"
@@ -53,7 +53,12 @@ func (r *imageStreamResource) ModifyPlan(ctx context.Context, req resource.Modif
 	}
 	base := baseImagePlan{}
 	if plan.BaseImage != nil {
-		base = r.planBaseImage(ctx, &plan, state, req, resp)
+		rawDecision, diags := req.Private.GetKey(ctx, rebuildDecisionKey)
+		resp.Diagnostics.Append(diags...)
+		if resp.Diagnostics.HasError() {
+			return
+		}
+		base = r.planBaseImage(ctx, &plan, state, rawDecision, &resp.Diagnostics)
 		if resp.Diagnostics.HasError() {
 			return
 		}
@@ -147,24 +152,30 @@ type baseImagePlan struct {
 // on: on create or a changed selector, the newest one at apply; on update,
 // the current one unless the refresh decided to rebuild now or the rebuild
 // trigger changed (an approval), both of which name the newest image the
-// refresh saw. It warns about deferred and waiting updates.
+// refresh saw. It warns about deferred and waiting updates. rawDecision is
+// what the last refresh stored under rebuildDecisionKey.
 func (r *imageStreamResource) planBaseImage(ctx context.Context, plan, state *imageStreamModel,
-	req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) baseImagePlan {
+	rawDecision []byte, diags *diag.Diagnostics) baseImagePlan {
 	selectorChanged := state != nil && state.BaseImage != nil && !sameLookup(plan.BaseImage, state.BaseImage)
 	if state == nil || state.BaseImageName.ValueString() == "" || selectorChanged {
 		// Resolve now to fail the plan on a selector that finds nothing.
 		latest, _, err := r.findLatestBaseImage(ctx, plan.BaseImage)
 		if err != nil {
-			resp.Diagnostics.AddAttributeError(path.Root("base_image"), "Base image lookup failed", err.Error())
+			diags.AddAttributeError(path.Root("base_image"), "Base image lookup failed", err.Error())
 			return baseImagePlan{}
 		}
 		tflog.Info(ctx, "base image as of plan", map[string]any{"stream": plan.Name.ValueString(), "name": latest.Image.Name})
 		return baseImagePlan{unknown: true}
 	}
 	current := state.BaseImageName.ValueString()
-	var decision rebuildDecision
-	if raw, diags := req.Private.GetKey(ctx, rebuildDecisionKey); !diags.HasError() && len(raw) > 0 {
-		_ = json.Unmarshal(raw, &decision)
+	decision, err := readRebuildDecision(rawDecision)
+	if err != nil {
+		// Acting on a guess could skip a due security rebuild or adopt an
+		// update nobody approved; a refresh decides again.
+		diags.AddAttributeError(path.Root("base_image"), "Unreadable rebuild decision",
+			fmt.Sprintf("The rebuild decision the last refresh stored for stream %q cannot be read: %s. "+
+				"Plan again with refresh (the default; not -refresh=false) so that the policy decides again.", plan.Name.ValueString(), err))
+		return baseImagePlan{}
 	}
 	latestName := ""
 	if !state.LatestBaseImage.IsNull() && !state.LatestBaseImage.IsUnknown() {
@@ -178,16 +189,16 @@ func (r *imageStreamResource) planBaseImage(ctx context.Context, plan, state *im
 		return baseImagePlan{unknown: true}
 	case approved:
 		if latestName != current {
-			resp.Diagnostics.AddAttributeWarning(path.Root("rebuild_trigger"), "Rebuild approved",
+			diags.AddAttributeWarning(path.Root("rebuild_trigger"), "Rebuild approved",
 				fmt.Sprintf("rebuild_trigger changed: stream %q moves from base image %s to %s. %s",
 					plan.Name.ValueString(), current, latestName, decision.Reason))
 		}
 		return baseImagePlan{name: latestName}
 	case decision.Action == policy.RebuildNow.String() && decision.NewName != "":
-		resp.Diagnostics.AddAttributeWarning(path.Root("revision"), decision.Headline, decision.Reason)
+		diags.AddAttributeWarning(path.Root("revision"), decision.Headline, decision.Reason)
 		return baseImagePlan{name: decision.NewName}
 	case decision.Action == policy.Deferred.String() || decision.Action == policy.AwaitingApproval.String():
-		resp.Diagnostics.AddAttributeWarning(path.Root("base_image"), decision.Headline, decision.Reason)
+		diags.AddAttributeWarning(path.Root("base_image"), decision.Headline, decision.Reason)
 	}
 	return baseImagePlan{name: current}
 }

@@ -1,12 +1,15 @@
 package provider
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/types"
@@ -29,11 +32,46 @@ type rebuildDecision struct {
 	NewName  string `json:"new_name"`
 }
 
+// readRebuildDecision reads what refreshBaseImage stored. Nothing stored (a
+// new, updated or imported stream) is the zero decision, which plans
+// nothing; anything else must be a decision this provider writes.
+func readRebuildDecision(raw []byte) (rebuildDecision, error) {
+	var d rebuildDecision
+	if len(raw) == 0 {
+		return d, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&d); err != nil {
+		return rebuildDecision{}, fmt.Errorf("not a rebuild decision: %w", err)
+	}
+	switch d.Action {
+	case policy.NothingToDo.String(), policy.AwaitingApproval.String(), policy.Deferred.String():
+	case policy.RebuildNow.String():
+		if d.NewName == "" {
+			return rebuildDecision{}, errors.New("a rebuild without the base image to rebuild on")
+		}
+	default:
+		return rebuildDecision{}, fmt.Errorf("unknown action %q", d.Action)
+	}
+	return d, nil
+}
+
+// diagsError renders diagnostics as an error for callers that report
+// errors, not diagnostics.
+func diagsError(what string, diags diag.Diagnostics) error {
+	var parts []string
+	for _, d := range diags.Errors() {
+		parts = append(parts, strings.TrimSuffix(d.Summary()+": "+d.Detail(), ": "))
+	}
+	return fmt.Errorf("%s: %s", what, strings.Join(parts, "; "))
+}
+
 // findLatestBaseImage resolves the selector in the home region.
 func (r *imageStreamResource) findLatestBaseImage(ctx context.Context, m *baseImageSelectorModel) (*baseimage.Result, *awsclient.Clients, error) {
 	sel, diags := m.selector(ctx)
 	if diags.HasError() {
-		return nil, nil, fmt.Errorf("base_image: %v", diags)
+		return nil, nil, diagsError("base_image", diags)
 	}
 	clients, err := r.data.clients.For(ctx, awsclient.Target{RoleARN: m.RoleARN.ValueString()})
 	if err != nil {
@@ -52,12 +90,14 @@ func (r *imageStreamResource) findLatestBaseImage(ctx context.Context, m *baseIm
 func (r *imageStreamResource) baseImageIDs(ctx context.Context, m *baseImageSelectorModel, name string) (types.Map, error) {
 	sel, diags := m.selector(ctx)
 	if diags.HasError() {
-		return types.MapNull(types.StringType), fmt.Errorf("base_image: %v", diags)
+		return types.MapNull(types.StringType), diagsError("base_image", diags)
 	}
 	regions := []string{r.data.clients.HomeRegion()}
 	if !m.Regions.IsNull() && !m.Regions.IsUnknown() {
 		regions = nil
-		m.Regions.ElementsAs(ctx, &regions, false)
+		if diags := m.Regions.ElementsAs(ctx, &regions, false); diags.HasError() {
+			return types.MapNull(types.StringType), diagsError("base_image.regions", diags)
+		}
 	}
 	var clients []baseimage.RegionClients
 	for _, region := range regions {
@@ -81,7 +121,7 @@ func (r *imageStreamResource) baseImageIDs(ctx context.Context, m *baseImageSele
 	}
 	v, diags := types.MapValue(types.StringType, ids)
 	if diags.HasError() {
-		return types.MapNull(types.StringType), fmt.Errorf("%v", diags)
+		return types.MapNull(types.StringType), diagsError("base_image_ids", diags)
 	}
 	return v, nil
 }
@@ -96,7 +136,9 @@ func (r *imageStreamResource) refreshBaseImage(ctx context.Context, state *image
 		resp.Diagnostics.AddAttributeWarning(path.Root("base_image"), "Base image lookup failed; keeping the last known state", err.Error())
 		return
 	}
-	state.LatestBaseImage = latestBaseImageValue(latest)
+	var diags diag.Diagnostics
+	state.LatestBaseImage, diags = latestBaseImageValue(latest)
+	resp.Diagnostics.Append(diags...)
 	if ids, err := r.baseImageIDs(ctx, state.BaseImage, state.BaseImageName.ValueString()); err == nil {
 		state.BaseImageIDs = ids
 	} else {
@@ -134,17 +176,21 @@ func (r *imageStreamResource) refreshBaseImage(ctx context.Context, state *image
 		tflog.Info(ctx, "base image update", map[string]any{"stream": state.Name.ValueString(), "from": current,
 			"to": latest.Image.Name, "level": latest.SecurityLevel, "decision": d.Action.String(), "reason": d.Reason})
 	}
-	b, _ := json.Marshal(decision)
+	b, err := json.Marshal(decision)
+	if err != nil {
+		resp.Diagnostics.AddError("Cannot store the rebuild decision", fmt.Sprintf("stream %q: %s", state.Name.ValueString(), err))
+		return
+	}
 	resp.Diagnostics.Append(resp.Private.SetKey(ctx, rebuildDecisionKey, b)...)
 }
 
-func latestBaseImageValue(res *baseimage.Result) types.Object {
-	v, _ := types.ObjectValue(latestBaseImageAttrTypes, map[string]attr.Value{
+// latestBaseImageValue is the latest_base_image attribute of res.
+func latestBaseImageValue(res *baseimage.Result) (types.Object, diag.Diagnostics) {
+	return types.ObjectValue(latestBaseImageAttrTypes, map[string]attr.Value{
 		"id":             types.StringValue(res.Image.ID),
 		"name":           types.StringValue(res.Image.Name),
 		"release_time":   timeString(res.Image.CreationDate),
 		"security_level": types.StringValue(res.SecurityLevel.String()),
 		"update_type":    types.StringValue(res.UpdateType),
 	})
-	return v
 }

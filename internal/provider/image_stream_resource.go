@@ -135,7 +135,11 @@ func (r *imageStreamResource) publish(ctx context.Context, plan, prior *imageStr
 			return
 		}
 		plan.BaseImageName = types.StringValue(latest.Image.Name)
-		plan.LatestBaseImage = latestBaseImageValue(latest)
+		var d diag.Diagnostics
+		plan.LatestBaseImage, d = latestBaseImageValue(latest)
+		if diags.Append(d...); diags.HasError() {
+			return
+		}
 	}
 	src, srcPath := sourceOf(plan, plan.BaseImageName.ValueString())
 	content, err := imagestream.Load(ctx, src, imagestream.LoadOptions{CacheDir: cacheDir()})
@@ -168,7 +172,12 @@ func (r *imageStreamResource) publish(ctx context.Context, plan, prior *imageStr
 	createdAt := started
 	if prior != nil && prior.Revision.ValueString() == content.Revision {
 		// The same revision republished (tags, store): it was made then.
-		if t, err := time.Parse(time.RFC3339, prior.RevisionCreatedAt.ValueString()); err == nil {
+		t, err := time.Parse(time.RFC3339, prior.RevisionCreatedAt.ValueString())
+		if err != nil {
+			diags.AddAttributeWarning(path.Root("revision_created_at"), "Revision creation time unreadable",
+				fmt.Sprintf("Stream %q: the state's revision_created_at %q is not an RFC 3339 time (%s); the revision is recorded as made now.",
+					name, prior.RevisionCreatedAt.ValueString(), err))
+		} else {
 			createdAt = t
 		}
 	}
@@ -247,7 +256,9 @@ func (r *imageStreamResource) Read(ctx context.Context, req resource.ReadRequest
 		state.BytesUploaded, state.ObjectsUploaded = types.Int64Value(0), types.Int64Value(0)
 	}
 	if imported {
-		state.Tags = r.importedTags(ctx, rec)
+		var d diag.Diagnostics
+		state.Tags, d = r.importedTags(ctx, rec)
+		resp.Diagnostics.Append(d...)
 	}
 	if rec.BaseImageName != "" {
 		state.BaseImageName = types.StringValue(rec.BaseImageName)
@@ -311,11 +322,19 @@ func (r *imageStreamResource) ImportState(ctx context.Context, req resource.Impo
 }
 
 // importedTags are the stream's recorded tags less the provider's default
-// tags (which every stream carries and which are not its own).
-func (r *imageStreamResource) importedTags(ctx context.Context, rec contentstore.StreamRecord) types.Map {
+// tags (which every stream carries and which are not its own). A record
+// without tags has none; one whose tags cannot be read gets a warning.
+func (r *imageStreamResource) importedTags(ctx context.Context, rec contentstore.StreamRecord) (types.Map, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	raw, ok := rec.Extra[extraTagsKey]
+	if !ok {
+		return types.MapNull(types.StringType), diags
+	}
 	var all map[string]string
-	if json.Unmarshal([]byte(rec.Extra[extraTagsKey]), &all) != nil {
-		return types.MapNull(types.StringType)
+	if err := json.Unmarshal([]byte(raw), &all); err != nil {
+		diags.AddAttributeWarning(path.Root("tags"), "Stream tags unreadable",
+			fmt.Sprintf("The record of stream %q holds tags that are not a JSON object of strings (%s); the import leaves tags unset.", rec.Name, err))
+		return types.MapNull(types.StringType), diags
 	}
 	own := map[string]string{}
 	for k, v := range all {
@@ -324,10 +343,11 @@ func (r *imageStreamResource) importedTags(ctx context.Context, rec contentstore
 		}
 	}
 	if len(own) == 0 {
-		return types.MapNull(types.StringType)
+		return types.MapNull(types.StringType), diags
 	}
-	m, _ := types.MapValueFrom(ctx, types.StringType, own)
-	return m
+	m, d := types.MapValueFrom(ctx, types.StringType, own)
+	diags.Append(d...)
+	return m, diags
 }
 
 // extraTagsKey keeps the stream's tags (with default tags) in its record.

@@ -341,6 +341,16 @@ func TestAccImageStream_badInput(t *testing.T) {
 			ExpectError: errorText(s.want),
 		})
 	}
+	// Null list elements are refused at plan, naming the attribute
+	// (regression: the region list's conversion error was dropped at apply).
+	for _, nulls := range []string{`ssm_parameter = "/x"
+    regions = ["us-east-1", null]`, `owners = ["self", null]
+    name = "x-*"`} {
+		testSteps = append(testSteps, resource.TestStep{
+			Config:      streamProviderConfig + "resource \"autoami_image_stream\" \"bad\" {\n  name = \"bad/input\"\n  base_image = {\n    " + nulls + "\n  }\n}\n",
+			ExpectError: regexp.MustCompile(`(?s)Null List Value.*This attribute contains a null value`),
+		})
+	}
 	testSteps = append(testSteps, resource.TestStep{
 		Config:      streamProviderConfig + "resource \"autoami_image_stream\" \"bad\" {\n  name = \"Bad Name\"\n  root_filesystem = { directory = \"" + dir + "\" }\n}\n",
 		ExpectError: regexp.MustCompile(`Invalid stream name`),

@@ -154,7 +154,7 @@ func baseImageSelectorAttributes() map[string]schema.Attribute {
 			Validators: []validator.String{stringvalidator.ExactlyOneOf(path.MatchRelative().AtParent().AtName("owners"))}},
 		"owners": schema.ListAttribute{ElementType: types.StringType, Optional: true,
 			MarkdownDescription: "Owners to search; required for `name` and `filter`.",
-			Validators:          []validator.List{listvalidator.SizeAtLeast(1)}},
+			Validators:          []validator.List{listvalidator.SizeAtLeast(1), listvalidator.NoNullValues()}},
 		"name": schema.StringAttribute{Optional: true, MarkdownDescription: "Image name pattern (`*`, `?`).",
 			Validators: []validator.String{stringvalidator.AlsoRequires(path.MatchRelative().AtParent().AtName("owners"))}},
 		"filter": schema.ListNestedAttribute{
@@ -162,8 +162,9 @@ func baseImageSelectorAttributes() map[string]schema.Attribute {
 			MarkdownDescription: "DescribeImages filters; require `owners`.",
 			Validators:          []validator.List{listvalidator.AlsoRequires(path.MatchRelative().AtParent().AtName("owners"))},
 			NestedObject: schema.NestedAttributeObject{Attributes: map[string]schema.Attribute{
-				"name":   schema.StringAttribute{Required: true, MarkdownDescription: "Filter name."},
-				"values": schema.ListAttribute{ElementType: types.StringType, Required: true, MarkdownDescription: "Values."},
+				"name": schema.StringAttribute{Required: true, MarkdownDescription: "Filter name."},
+				"values": schema.ListAttribute{ElementType: types.StringType, Required: true, MarkdownDescription: "Values.",
+					Validators: []validator.List{listvalidator.SizeAtLeast(1), listvalidator.NoNullValues()}},
 			}},
 		},
 		"architecture": schema.StringAttribute{Optional: true, MarkdownDescription: "Default `x86_64`.",
@@ -176,7 +177,7 @@ func baseImageSelectorAttributes() map[string]schema.Attribute {
 			Validators: []validator.String{roleARNValidator()}},
 		"regions": schema.ListAttribute{ElementType: types.StringType, Optional: true,
 			MarkdownDescription: "Regions whose IDs of the base image `base_image_ids` reports. Default: the home region.",
-			Validators:          []validator.List{listvalidator.ValueStringsAre(regionValidator())}},
+			Validators:          []validator.List{listvalidator.NoNullValues(), listvalidator.ValueStringsAre(regionValidator())}},
 	}
 }
 

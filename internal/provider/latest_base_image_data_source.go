@@ -123,7 +123,7 @@ func (d *latestBaseImageDataSource) Schema(_ context.Context, _ datasource.Schem
 				ElementType:         types.StringType,
 				Optional:            true,
 				MarkdownDescription: "Owners to search (account IDs, `self`, `amazon`, `aws-marketplace`). Required for `name` and `filter` lookups.",
-				Validators:          []validator.List{listvalidator.SizeAtLeast(1)},
+				Validators:          []validator.List{listvalidator.SizeAtLeast(1), listvalidator.NoNullValues()},
 			},
 			"name": schema.StringAttribute{
 				Optional: true,
@@ -199,7 +199,7 @@ func (d *latestBaseImageDataSource) Schema(_ context.Context, _ datasource.Schem
 						"values": schema.ListAttribute{
 							ElementType: types.StringType, Required: true,
 							MarkdownDescription: "Values; any may match.",
-							Validators:          []validator.List{listvalidator.SizeAtLeast(1)},
+							Validators:          []validator.List{listvalidator.SizeAtLeast(1), listvalidator.NoNullValues()},
 						},
 					},
 				},
