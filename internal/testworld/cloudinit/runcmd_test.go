@@ -25,7 +25,7 @@ func TestRuncmdStopsAtTheFirstFailure(t *testing.T) {
 	sum := sha256.Sum256(binary)
 	good := hex.EncodeToString(sum[:])
 	b := bootstrap{ClientCAPEM: testpki.NewCA(t, "autoami test client CA").PEM,
-		BinaryURL:    "http://" + guestS3 + ":8080/autoami-content/unpacker/" + good + "?X-Amz-Signature=ab'12",
+		BinaryURL:    "http://10.0.2.100:8080/autoami-content/unpacker/" + good + "?X-Amz-Signature=ab'12",
 		BinarySHA256: good, UnpackerArgs: "--idle-poweroff=30m"}
 
 	t.Run("right checksum", func(t *testing.T) {
