@@ -8,9 +8,10 @@ AWS refuses. Every addition names the moto gap it fills ("GAP:") and the AWS
 behaviour it follows ("AWS:"), and adds one line to ADDITIONS.
 
 The stand-in understands exactly the bootstrap contract of an unpacker
-(deploy/README.md, "Bootstrap contract"): the cloud-config keys packages,
-write_files and runcmd, the runcmd forms listed there, and the directives of
-deploy/systemd/autoami-unpacker.service. Anything else in a cloud-config
+(deploy/README.md, "Bootstrap contract"; parsed by autoami_cloudinit): the
+cloud-config keys packages, write_files and runcmd, the runcmd forms listed
+there, and the directives of deploy/systemd/autoami-unpacker.service.
+Anything else in a cloud-config
 (another key, another command, another unit directive) fails the instance at
 launch: it goes pending -> terminated with StateReason
 TestWorld.UserDataNotUnderstood naming what was not understood, also written
@@ -56,7 +57,7 @@ says, with StateReason Client.InstanceInitiatedShutdown.
 
 Every daemon is started from one long-lived thread through
 `setpriv --pdeathsig KILL`, in a process group of its own: it dies with the
-moto process even when that is SIGKILLed. Reset and server stop kill every
+moto process even when that is SIGKILLed (autoami_host). Reset and server stop kill every
 daemon, unmount everything under the instance directories, detach their loop
 devices and remove the instance directories.
 
@@ -72,32 +73,25 @@ Control route:
 
 import base64
 import copy
-import ctypes
 import datetime
-import fcntl
 import hashlib
-import ipaddress
 import json
 import os
 import queue
-import random
 import re
 import resource
 import shlex
 import shutil
 import signal
 import socket
-import stat
 import subprocess
 import sys
 import threading
 import time
 import traceback
 import urllib.error
-import urllib.parse
 import urllib.request
 
-import yaml
 from moto.core.responses import ActionResult
 from moto.core.utils import utcnow
 from moto.ec2.exceptions import EC2ClientError, InvalidAMIIdError
@@ -106,6 +100,8 @@ from moto.ec2.models.instances import Instance, InstanceBackend, InstanceState, 
 from moto.ec2.responses.general import General
 from moto.ec2.responses.instances import InstanceResponse
 
+import autoami_cloudinit as cloudinit
+import autoami_host as host
 import autoami_moto as core
 
 core.ADDITIONS.extend([
@@ -125,24 +121,6 @@ core.ADDITIONS.extend([
 # How long instances stay in their transitional states (seconds); knob kinds
 # of POST /autoami-harness/pending, restored by Reset like the core's.
 core.Harness.PENDING_KINDS = tuple(core.Harness.PENDING_KINDS) + ("instance", "instanceStopping", "instanceShuttingDown")
-
-# Debian packages an unpacker's user-data may install: the table in
-# deploy/README.md ("Debian packages the instance needs"); a Go test keeps
-# the two equal. The stand-in installs nothing (the host has the tools).
-DEBIAN_PACKAGES = (
-    "curl",
-    "ca-certificates",
-    "util-linux",
-    "e2fsprogs",
-    "gdisk",
-    "fdisk",
-    "dosfstools",
-    "mtools",
-    "grub-common",
-    "grub-pc-bin",
-    "grub-efi-amd64-bin",
-    "xfsprogs",
-)
 
 # AWS (RunInstances, UserData): "User data is limited to 16 KB, in raw form,
 # before it is base64-encoded."
@@ -168,547 +146,6 @@ def _log(message):
 
 def _gmt_now():
     return utcnow().strftime("%Y-%m-%d %H:%M:%S GMT")
-
-
-# --- Daemons die with moto ------------------------------------------------------------------
-
-
-class _Spawner:
-    """Starts every service process from one thread that lives as long as
-    the moto process: the parent-death signal (setpriv --pdeathsig) fires
-    when the *thread* that forked the child ends, not the process."""
-
-    def __init__(self):
-        self.requests = queue.Queue()
-        threading.Thread(target=self._loop, name="autoami-machines-spawner", daemon=True).start()
-
-    def _loop(self):
-        while True:
-            argv, kwargs, box, done = self.requests.get()
-            try:
-                box.append(subprocess.Popen(argv, **kwargs))
-            except BaseException as exc:  # handed to the caller
-                box.append(exc)
-            done.set()
-
-    def spawn(self, argv, **kwargs):
-        box, done = [], threading.Event()
-        self.requests.put((argv, kwargs, box, done))
-        done.wait()
-        if isinstance(box[0], BaseException):
-            raise box[0]
-        return box[0]
-
-
-_SPAWNER = _Spawner()
-
-
-# --- Mounts and loop devices of an instance -----------------------------------------------------
-
-_LIBC = ctypes.CDLL(None, use_errno=True)
-_MNT_DETACH = 2
-_LOOP_CLR_FD = 0x4C01
-
-
-def _unescape_mountinfo(field):
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
-
-
-def _mounts_under(directory):
-    """Mount points at or below directory, deepest first."""
-    prefix = directory.rstrip("/") + "/"
-    found = []
-    try:
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                point = _unescape_mountinfo(line.split()[4])
-                if point == directory or point.startswith(prefix):
-                    found.append(point)
-    except OSError:
-        return []
-    return sorted(found, key=len, reverse=True)
-
-
-def _loops_under(directory):
-    """/dev/loopN whose backing file lies below directory (also when deleted)."""
-    prefix = directory.rstrip("/") + "/"
-    loops = []
-    for entry in sorted(os.listdir("/sys/block")) if os.path.isdir("/sys/block") else []:
-        if not entry.startswith("loop"):
-            continue
-        try:
-            with open(f"/sys/block/{entry}/loop/backing_file") as f:
-                backing = f.read().strip()
-        except OSError:
-            continue
-        if backing.endswith(" (deleted)"):
-            backing = backing[: -len(" (deleted)")]
-        if backing.startswith(prefix):
-            loops.append(f"/dev/{entry}")
-    return loops
-
-
-def _loops_of_file(path):
-    """Loop devices backed by path's inode, under any of its names (hard links)."""
-    try:
-        out = subprocess.run(["losetup", "--associated", path, "--output", "NAME", "--noheadings"],
-                             capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return []
-    return out.stdout.split() if out.returncode == 0 else []
-
-
-def release_instance_devices(directory):
-    """What a machine that stops keeps of the kernel: nothing. Unmounts
-    everything below directory (the daemon's volumes under its state
-    directory), then detaches the loop devices of files below it and of the
-    volume files linked into its devices/. Returns what could not be undone."""
-    problems = []
-    for _ in range(3):
-        points = _mounts_under(directory)
-        if not points:
-            break
-        for point in points:
-            if _LIBC.umount2(point.encode(), 0) != 0:
-                err = ctypes.get_errno()
-                if _LIBC.umount2(point.encode(), _MNT_DETACH) != 0:
-                    problems.append(f"unmount {point}: {os.strerror(err)}")
-    loops = set(_loops_under(directory))
-    devices = os.path.join(directory, "devices")
-    if os.path.isdir(devices):
-        for name in os.listdir(devices):
-            loops.update(_loops_of_file(os.path.join(devices, name)))
-    for loop in sorted(loops):
-        for attempt in range(20):
-            try:
-                fd = os.open(loop, os.O_RDONLY)
-            except FileNotFoundError:
-                break
-            try:
-                fcntl.ioctl(fd, _LOOP_CLR_FD, 0)
-                break
-            except OSError as exc:
-                if exc.errno == 6:  # ENXIO: not attached (any more)
-                    break
-                if attempt == 19:
-                    problems.append(f"detach {loop}: {exc.strerror}")
-            finally:
-                os.close(fd)
-            time.sleep(0.05)  # EBUSY: the partition scan or udev still holds it
-    return problems
-
-
-# --- Loopback addresses -------------------------------------------------------------------------
-
-_ADDRESSES = set()
-_ADDRESS_LOCK = threading.Lock()
-
-
-def _allocate_address(port):
-    """A loopback address no other machine of any test world uses: random in
-    127.1.0.1-127.254.255.254 (so that parallel test binaries rarely meet),
-    checked by binding the port the daemon will listen on."""
-    with _ADDRESS_LOCK:
-        for _ in range(1000):
-            address = f"127.{random.randint(1, 254)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
-            if address in _ADDRESSES:
-                continue
-            probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            try:
-                probe.bind((address, port))
-            except OSError:
-                continue
-            finally:
-                probe.close()
-            _ADDRESSES.add(address)
-            return address
-    raise RuntimeError("no free loopback address for a machine")
-
-
-# --- The bootstrap contract: parsing ------------------------------------------------------------
-
-
-class NotUnderstood(Exception):
-    """User-data the stand-in does not implement; the message says what."""
-
-
-# AWS instances run cloud-init, which dispatches user-data on its first
-# line; these are the types it acts on. Anything but #cloud-config is beyond
-# the stand-in.
-_CLOUD_INIT_STARTS = ("#!", "#include", "#cloud-boothook", "#part-handler", "#upstart-job",
-                      "#cloud-config-archive", "#cloud-config-jsonp", "## template:", "Content-Type:")
-
-
-def _classify_user_data(raw):
-    """("none", None) for user-data cloud-init ignores, ("cloud-config", text),
-    or raises NotUnderstood for user-data cloud-init would act on otherwise."""
-    if not raw:
-        return "none", None
-    if raw[:2] == b"\x1f\x8b":
-        raise NotUnderstood("gzip-compressed user-data (cloud-init would decompress and run it)")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return "none", None
-    first = text.split("\n", 1)[0].rstrip("\r")
-    if first.rstrip() == "#cloud-config":
-        return "cloud-config", text
-    for start in _CLOUD_INIT_STARTS:
-        if first.startswith(start):
-            raise NotUnderstood(f"user-data starting {first[:40]!r}: the stand-in runs only #cloud-config")
-    return "none", None
-
-
-class Unit:
-    """The directives of a systemd service unit that the stand-in runs."""
-
-    def __init__(self, name, text):
-        self.name = name
-        self.description = ""
-        self.exec_start = None
-        self.environment = []  # ("env", {k: v}) or ("file", path, optional), in order
-        self.stdout = "journal"
-        self.stderr = "inherit"
-        self.state_directories = []
-        self.state_directory_mode = 0o755
-        self.restart = "no"
-        self.restart_sec = 0.1
-        self.timeout_stop = 90.0
-        self.limit_nofile = None
-        self.wanted_by = []
-        self._parse(text)
-
-    _UNIT_KEYS = {"Description", "Documentation", "Wants", "After", "Before", "Requires"}
-    _INSTALL_KEYS = {"WantedBy"}
-    _SERVICE_KEYS = {"Type", "Environment", "EnvironmentFile", "ExecStart", "StandardOutput", "StandardError",
-                     "User", "StateDirectory", "StateDirectoryMode", "Restart", "RestartSec", "TimeoutStopSec",
-                     "LimitNOFILE"}
-
-    def _parse(self, text):
-        section, pending = None, None
-        for number, raw in enumerate(text.splitlines(), 1):
-            line = raw.strip()
-            if not line or line[0] in "#;":
-                continue  # systemd skips comments also inside a continued line
-            if pending is not None:
-                line = pending + " " + line
-                pending = None
-            if line.endswith("\\"):
-                pending = line[:-1].rstrip()
-                continue
-            if line.startswith("["):
-                if not line.endswith("]"):
-                    raise NotUnderstood(f"unit {self.name} line {number}: {raw!r}")
-                section = line[1:-1]
-                if section not in ("Unit", "Service", "Install"):
-                    raise NotUnderstood(f"unit {self.name}: section [{section}]")
-                continue
-            key, eq, value = line.partition("=")
-            key, value = key.strip(), value.strip()
-            if not eq or section is None:
-                raise NotUnderstood(f"unit {self.name} line {number}: {raw!r}")
-            allowed = {"Unit": self._UNIT_KEYS, "Service": self._SERVICE_KEYS, "Install": self._INSTALL_KEYS}[section]
-            if key not in allowed:
-                raise NotUnderstood(f"unit {self.name}: [{section}] {key}= (the stand-in knows {sorted(allowed)})")
-            self._directive(section, key, value)
-        if pending is not None:
-            raise NotUnderstood(f"unit {self.name}: the last line ends with a backslash")
-        if self.exec_start is None:
-            raise NotUnderstood(f"unit {self.name}: no ExecStart=")
-
-    def _directive(self, section, key, value):
-        where = f"unit {self.name}: {key}={value}"
-        if section == "Unit":
-            if key == "Description":
-                self.description = value
-            elif key in ("Wants", "After", "Before", "Requires"):
-                # Ordering and requirements on boot targets only: locally the
-                # network and the file systems are up before anything starts.
-                for target in value.split():
-                    if target not in ("network-online.target", "network.target", "local-fs.target"):
-                        raise NotUnderstood(f"{where}: the stand-in orders only after boot targets")
-            return
-        if section == "Install":
-            for target in value.split():
-                if target != "multi-user.target":
-                    raise NotUnderstood(f"{where}: the stand-in boots to multi-user.target only")
-                self.wanted_by.append(target)
-            return
-        if key == "Type":
-            if value != "simple":
-                raise NotUnderstood(f"{where}: only Type=simple")
-        elif key == "Environment":
-            try:
-                words = shlex.split(value)
-            except ValueError as exc:
-                raise NotUnderstood(f"{where}: {exc}") from exc
-            env = {}
-            for word in words:
-                name, eq, val = word.partition("=")
-                if not eq or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-                    raise NotUnderstood(f"{where}: {word!r} is not NAME=VALUE")
-                env[name] = val
-            self.environment.append(("env", env))
-        elif key == "EnvironmentFile":
-            optional = value.startswith("-")
-            path = value[1:] if optional else value
-            if not path.startswith("/"):
-                raise NotUnderstood(f"{where}: not an absolute path")
-            self.environment.append(("file", path, optional))
-        elif key == "ExecStart":
-            if self.exec_start is not None:
-                raise NotUnderstood(f"{where}: a second ExecStart= (Type=simple has one)")
-            if value[:1] in "@-:+!":
-                raise NotUnderstood(f"{where}: ExecStart prefixes are not supported")
-            if re.search(r"%[^%]", value.replace("%%", "")):
-                raise NotUnderstood(f"{where}: % specifiers are not supported")
-            try:
-                words = shlex.split(value.replace("%%", "%"))
-            except ValueError as exc:
-                raise NotUnderstood(f"{where}: {exc}") from exc
-            if not words or not words[0].startswith("/"):
-                raise NotUnderstood(f"{where}: the command must be an absolute path")
-            for word in words:
-                if "$" in word and not re.fullmatch(r"\$[A-Za-z_][A-Za-z0-9_]*", word) and \
-                        re.sub(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}", "", word).count("$"):
-                    raise NotUnderstood(f"{where}: {word!r}: use $NAME as a word or ${{NAME}}")
-            self.exec_start = words
-        elif key in ("StandardOutput", "StandardError"):
-            allowed = ("journal", "console", "journal+console", "null") + (("inherit",) if key == "StandardError" else ())
-            if value not in allowed:
-                raise NotUnderstood(f"{where}: the stand-in knows {', '.join(allowed)}")
-            setattr(self, "stdout" if key == "StandardOutput" else "stderr", value)
-        elif key == "User":
-            if value not in ("root", "0"):
-                raise NotUnderstood(f"{where}: services run as root here")
-        elif key == "StateDirectory":
-            for name in value.split():
-                if name.startswith("/") or ".." in name.split("/"):
-                    raise NotUnderstood(f"{where}: not a relative directory name")
-                self.state_directories.append(name)
-        elif key == "StateDirectoryMode":
-            if not re.fullmatch(r"0?[0-7]{3,4}", value):
-                raise NotUnderstood(f"{where}: not an octal mode")
-            self.state_directory_mode = int(value, 8)
-        elif key == "Restart":
-            if value not in ("no", "on-failure", "always"):
-                raise NotUnderstood(f"{where}: only no, on-failure, always")
-            self.restart = value
-        elif key == "RestartSec":
-            self.restart_sec = _timespan(value, where)
-        elif key == "TimeoutStopSec":
-            self.timeout_stop = _timespan(value, where)
-        elif key == "LimitNOFILE":
-            if value == "infinity" or not re.fullmatch(r"\d+(:\d+)?", value):
-                raise NotUnderstood(f"{where}: a number (or soft:hard) is needed")
-            self.limit_nofile = value
-
-
-_SPAN_UNITS = {"us": 1e-6, "usec": 1e-6, "ms": 1e-3, "msec": 1e-3, "s": 1, "sec": 1, "second": 1, "seconds": 1,
-               "m": 60, "min": 60, "minute": 60, "minutes": 60, "h": 3600, "hr": 3600, "hour": 3600, "hours": 3600}
-
-
-def _timespan(value, where):
-    """systemd time span ("2s", "1min 30s", "500ms", "30") -> seconds."""
-    if re.fullmatch(r"\d+(\.\d+)?", value):
-        return float(value)
-    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([a-z]+)", value)
-    if not parts or re.sub(r"\s+", "", value) != "".join(n + u for n, u in parts):
-        raise NotUnderstood(f"{where}: not a time span")
-    total = 0.0
-    for number, unit in parts:
-        if unit not in _SPAN_UNITS:
-            raise NotUnderstood(f"{where}: unknown time unit {unit!r}")
-        total += float(number) * _SPAN_UNITS[unit]
-    return total
-
-
-_SHA256_CHECK = re.compile(r'^echo "([0-9a-f]{64})  (/[^"\s]+)" \| sha256sum (?:-c|--check) -$')
-_UNIT_NAME = re.compile(r"^[A-Za-z0-9_.@-]+\.service$")
-
-
-def _absolute(path, where):
-    if not isinstance(path, str) or not path.startswith("/") or os.path.normpath(path) != path.rstrip("/") \
-            or ".." in path.split("/"):
-        raise NotUnderstood(f"{where}: {path!r} is not a normalised absolute path")
-    return path
-
-
-def _parse_curl(args, where):
-    """[curl, -fsS, --retry, N, -o, PATH, URL] in any order of those options."""
-    step = {"op": "curl", "fail": False, "retries": 0, "out": None, "url": None}
-    i = 1
-    while i < len(args):
-        word = args[i]
-        if re.fullmatch(r"-[fsSL]+", word):
-            step["fail"] = step["fail"] or "f" in word
-        elif word in ("--fail", "--silent", "--show-error", "--location"):
-            step["fail"] = step["fail"] or word == "--fail"
-        elif word == "--retry" and i + 1 < len(args) and re.fullmatch(r"\d+", args[i + 1]):
-            step["retries"] = int(args[i + 1])
-            i += 1
-        elif word in ("-o", "--output") and i + 1 < len(args):
-            step["out"] = _absolute(args[i + 1], where)
-            i += 1
-        elif not word.startswith("-") and step["url"] is None:
-            step["url"] = word
-        else:
-            raise NotUnderstood(f"{where}: curl argument {word!r} (the stand-in knows -f -s -S -L, --retry N, -o PATH, one URL)")
-        i += 1
-    if step["out"] is None or step["url"] is None:
-        raise NotUnderstood(f"{where}: curl needs -o PATH and a URL")
-    url = urllib.parse.urlsplit(step["url"])
-    if url.scheme not in ("http", "https") or not url.hostname:
-        raise NotUnderstood(f"{where}: {step['url']!r} is not an http(s) URL")
-    if not _is_loopback(url.hostname):
-        raise NotUnderstood(f"{where}: {url.hostname!r} is not a loopback host; the test world downloads only "
-                            "from itself (its S3 through the fault proxy)")
-    return step
-
-
-def _is_loopback(host):
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _parse_runcmd(runcmd, written):
-    if not isinstance(runcmd, list):
-        raise NotUnderstood("runcmd: not a list")
-    steps = []
-    for index, item in enumerate(runcmd):
-        where = f"runcmd[{index}]"
-        if index == 0:
-            # cloud-init runs runcmd as one sh script without -e: a failed
-            # checksum would not stop the daemon from starting.
-            if item != "set -e":
-                raise NotUnderstood(f"{where}: the contract starts runcmd with 'set -e' (got {item!r})")
-            continue
-        if not isinstance(item, list) or not item or not all(isinstance(w, str) for w in item):
-            raise NotUnderstood(f"{where}: {item!r} (the stand-in runs only list forms after 'set -e')")
-        if item[0] == "curl":
-            steps.append(_parse_curl(item, where))
-        elif item[:2] == ["sh", "-c"] and len(item) == 3 and _SHA256_CHECK.match(item[2]):
-            digest, path = _SHA256_CHECK.match(item[2]).groups()
-            steps.append({"op": "sha256", "digest": digest, "path": _absolute(path, where)})
-        elif item[0] == "chmod" and len(item) == 3 and re.fullmatch(r"0?[0-7]{3,4}", item[1]):
-            steps.append({"op": "chmod", "mode": int(item[1], 8), "path": _absolute(item[2], where)})
-        elif item == ["systemctl", "daemon-reload"]:
-            steps.append({"op": "daemon-reload"})
-        elif item[:3] == ["systemctl", "enable", "--now"] and len(item) == 4 and _UNIT_NAME.match(item[3]):
-            path = "/etc/systemd/system/" + item[3]
-            if path not in written:
-                raise NotUnderstood(f"{where}: unit {item[3]} is not among write_files ({path})")
-            steps.append({"op": "enable-now", "unit": item[3], "path": path})
-        else:
-            raise NotUnderstood(f"{where}: {item!r} is not a command form the stand-in runs (curl, "
-                                "sh -c 'echo \"<sha256>  <path>\" | sha256sum -c -', chmod, systemctl daemon-reload, "
-                                "systemctl enable --now <unit>.service)")
-    return steps
-
-
-def _parse_write_files(entries):
-    if not isinstance(entries, list):
-        raise NotUnderstood("write_files: not a list")
-    files = []
-    for index, entry in enumerate(entries):
-        where = f"write_files[{index}]"
-        if not isinstance(entry, dict):
-            raise NotUnderstood(f"{where}: not a mapping")
-        unknown = set(entry) - {"path", "content", "permissions", "encoding", "owner", "append", "defer"}
-        if unknown:
-            raise NotUnderstood(f"{where}: keys {sorted(unknown)}")
-        path = _absolute(entry.get("path"), where + ".path")
-        content = entry.get("content", "")
-        if not isinstance(content, str):
-            raise NotUnderstood(f"{where}.content: not a string")
-        encoding = entry.get("encoding", "text/plain")
-        if encoding in ("b64", "base64"):
-            try:
-                data = base64.b64decode(content, validate=True)
-            except ValueError as exc:
-                raise NotUnderstood(f"{where}.content: not base64 ({exc})") from exc
-        elif encoding == "text/plain":
-            data = content.encode()
-        else:
-            raise NotUnderstood(f"{where}.encoding: {encoding!r} (the stand-in knows text/plain, b64)")
-        permissions = entry.get("permissions", "0644")
-        if isinstance(permissions, int) and not isinstance(permissions, bool):
-            mode = permissions
-        elif isinstance(permissions, str) and re.fullmatch(r"0?[0-7]{3,4}", permissions):
-            mode = int(permissions, 8)
-        else:
-            raise NotUnderstood(f"{where}.permissions: {permissions!r} is not an octal mode")
-        if entry.get("owner", "root:root") not in ("root:root", "root"):
-            raise NotUnderstood(f"{where}.owner: {entry['owner']!r} (files belong to root here)")
-        if entry.get("append", False) is not False or entry.get("defer", False) is not False:
-            raise NotUnderstood(f"{where}: append and defer are not supported")
-        files.append({"path": path, "data": data, "mode": mode})
-    return files
-
-
-class Bootstrap:
-    """A cloud-config the stand-in understands, parsed: what to write, which
-    packages are wanted, the runcmd steps, and the units among the files."""
-
-    def __init__(self, text):
-        try:
-            config = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise NotUnderstood(f"cloud-config is not YAML: {exc}") from exc
-        if config is None:
-            config = {}
-        if not isinstance(config, dict):
-            raise NotUnderstood("cloud-config is not a mapping")
-        unknown = set(config) - {"packages", "write_files", "runcmd"}
-        if unknown:
-            raise NotUnderstood(f"cloud-config keys {sorted(unknown)} (the stand-in knows packages, write_files, runcmd)")
-        packages = config.get("packages", [])
-        if not isinstance(packages, list):
-            raise NotUnderstood("packages: not a list")
-        for package in packages:
-            if package not in DEBIAN_PACKAGES:
-                raise NotUnderstood(f"packages: {package!r} is not among the packages deploy/README.md lists")
-        self.packages = packages
-        self.files = _parse_write_files(config.get("write_files", []))
-        written = {f["path"]: f for f in self.files}
-        self.steps = _parse_runcmd(config.get("runcmd", []), written) if "runcmd" in config else []
-        self.units = {}
-        for step in self.steps:
-            if step["op"] == "enable-now":
-                unit = Unit(step["unit"], written[step["path"]]["data"].decode("utf-8", "replace"))
-                self.units[step["unit"]] = unit
-                for word in unit.exec_start:
-                    if word.split("=", 1)[0] in ("--local-devices", "-local-devices"):
-                        raise NotUnderstood(f"unit {unit.name}: ExecStart has --local-devices; the test world adds it")
-                for item in unit.environment:
-                    if item[0] == "file" and item[1] in written:
-                        env = _parse_environment_file(written[item[1]]["data"].decode("utf-8", "replace"), item[1])
-                        for word in " ".join(env.values()).split():
-                            if word.split("=", 1)[0] in ("--local-devices", "-local-devices"):
-                                raise NotUnderstood(f"{item[1]}: --local-devices; the test world adds it")
-        listen = [self._listen_port(u) for u in self.units.values()]
-        self.port = listen[0] if listen else None
-
-    @staticmethod
-    def _listen_port(unit):
-        words = unit.exec_start
-        for i, word in enumerate(words):
-            value = None
-            if word in ("--listen", "-listen") and i + 1 < len(words):
-                value = words[i + 1]
-            elif word.startswith(("--listen=", "-listen=")):
-                value = word.split("=", 1)[1]
-            if value is not None:
-                host, colon, port = value.rpartition(":")
-                if not colon or not port.isdigit():
-                    raise NotUnderstood(f"unit {unit.name}: --listen {value!r} is not [HOST]:PORT")
-                return int(port)
-        raise NotUnderstood(f"unit {unit.name}: ExecStart has no --listen (the stand-in must know the port to "
-                            "give the daemon an address of its own)")
 
 
 # --- Machines -----------------------------------------------------------------------------------
@@ -783,15 +220,15 @@ class Machine:
         self.listener = None
         try:
             raw = base64.b64decode(str(instance.user_data)) if instance.user_data is not None else b""
-            kind, text = _classify_user_data(raw)
+            kind, text = cloudinit.classify_user_data(raw)
             if kind == "cloud-config":
-                self.bootstrap = Bootstrap(text)
-        except NotUnderstood as exc:
+                self.bootstrap = cloudinit.Bootstrap(text)
+        except cloudinit.NotUnderstood as exc:
             self.failure = str(exc)
         except ValueError as exc:
             self.failure = f"user-data is not base64: {exc}"
         if self.bootstrap is not None and self.bootstrap.port is not None:
-            self.address = _allocate_address(self.bootstrap.port)
+            self.address = host.allocate_address(self.bootstrap.port)
             nic = instance.nics.get(0)
             if nic is not None:
                 nic.private_ip_address = self.address
@@ -1167,10 +604,10 @@ class Machine:
         and boot), or an error text."""
         try:
             with open(self._in_root(f"/etc/systemd/system/{name}"), encoding="utf-8") as f:
-                return Unit(name, f.read())
+                return cloudinit.Unit(name, f.read())
         except OSError as exc:
             return f"Failed to enable unit: Unit file {name} does not exist ({exc.strerror})"
-        except NotUnderstood as exc:
+        except cloudinit.NotUnderstood as exc:
             return f"unit {name} not understood: {exc}"
 
     def _boot(self):
@@ -1198,10 +635,10 @@ class Machine:
             _, path, optional = item
             try:
                 with open(self._in_root(path), encoding="utf-8") as f:
-                    env.update(_parse_environment_file(f.read(), path))
+                    env.update(cloudinit.parse_environment_file(f.read(), path))
             except FileNotFoundError:
                 if not optional:
-                    raise NotUnderstood(f"Failed to load environment files: {path} does not exist")
+                    raise cloudinit.NotUnderstood(f"Failed to load environment files: {path} does not exist")
         return env
 
     def _command(self, unit, env):
@@ -1218,7 +655,7 @@ class Machine:
         while i < len(words):
             word = words[i]
             if word in ("--local-devices", "-local-devices") or word.startswith(("--local-devices=", "-local-devices=")):
-                raise NotUnderstood("the unit's command line already has --local-devices")
+                raise cloudinit.NotUnderstood("the unit's command line already has --local-devices")
             if word in ("--listen", "-listen") and i + 1 < len(words):
                 out += [word, self._listen(words[i + 1])]
                 i += 2
@@ -1245,7 +682,7 @@ class Machine:
         try:
             env = self._environment(unit)
             argv = self._command(unit, env)
-        except NotUnderstood as exc:
+        except cloudinit.NotUnderstood as exc:
             return f"Failed to start {unit.name}: {exc}"
         if not os.access(argv[0], os.X_OK):
             return f"Failed to start {unit.name}: {unit.exec_start[0]}: not an executable file"
@@ -1283,7 +720,7 @@ class Machine:
                     return None
                 self.generation += 1
                 self.console(f"systemd: Starting {unit.name} - {unit.description}: {shlex.join(argv)}")
-                process = _SPAWNER.spawn(wrapper + argv, stdin=subprocess.DEVNULL, stdout=outputs["stdout"],
+                process = host.spawn(wrapper + argv, stdin=subprocess.DEVNULL, stdout=outputs["stdout"],
                                          stderr=outputs["stderr"], cwd=self.root, env=env, process_group=0,
                                          close_fds=True)
                 service = Service(unit, process, self.generation)
@@ -1323,7 +760,7 @@ class Machine:
             self.console(f"systemd: Stopped {s.unit.name} (status={_status_text(s.returncode)})")
 
     def _release(self):
-        problems = release_instance_devices(self.dir)
+        problems = host.release_devices(self.dir)
         for p in problems:
             self.console(f"the test world could not release: {p}")
             _log(f"{self.id}: {p}")
@@ -1348,8 +785,7 @@ class Machine:
         self._stop_listener()
         self._release()
         _remove_tree(self.dir)
-        with _ADDRESS_LOCK:
-            _ADDRESSES.discard(self.address)
+        host.release_address(self.address)
 
     # -- power-off shims --
 
@@ -1463,30 +899,10 @@ def _signal_group(process, sig):
         pass
 
 
-def _parse_environment_file(text, path):
-    """systemd EnvironmentFile=: NAME=VALUE lines, # and ; comments, values
-    optionally in single or double quotes."""
-    env = {}
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line[0] in "#;":
-            continue
-        name, eq, value = line.partition("=")
-        name, value = name.strip(), value.strip()
-        if not eq or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-            raise NotUnderstood(f"{path} line {number}: {raw!r} is not NAME=VALUE")
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            quote, value = value[0], value[1:-1]
-            if quote == '"':
-                value = re.sub(r"\\(.)", r"\1", value)
-        env[name] = value
-    return env
-
-
 def _remove_tree(path):
     """Remove a machine's directory, never across a mount point."""
-    if _mounts_under(path):
-        _log(f"not removing {path}: mounts remain below it {_mounts_under(path)}")
+    if host.mounts_under(path):
+        _log(f"not removing {path}: mounts remain below it {host.mounts_under(path)}")
         return
     shutil.rmtree(path, ignore_errors=True)
 
@@ -1691,15 +1107,14 @@ def _teardown_all():
         t.join(30)
     with _TOKEN_LOCK:
         _CLIENT_TOKENS.clear()
-    with _ADDRESS_LOCK:
-        _ADDRESSES.clear()
+    host.forget_addresses()
     if core.DATA_DIR and os.path.isdir(core.DATA_DIR):
         for account in os.listdir(core.DATA_DIR):
             account_dir = os.path.join(core.DATA_DIR, account)
             for region in os.listdir(account_dir) if os.path.isdir(account_dir) else []:
                 instances = os.path.join(account_dir, region, "instances")
                 if os.path.isdir(instances):
-                    for problem in release_instance_devices(instances):
+                    for problem in host.release_devices(instances):
                         _log(f"reset: {problem}")
                     _remove_tree(instances)
 

@@ -374,13 +374,13 @@ func TestConsoleOutputLatestAndBuffered(t *testing.T) {
 // The Debian packages an unpacker's user-data may name are those
 // deploy/README.md lists, in the stand-in as in the document.
 func TestStandInPackagesAreTheDocumentedOnes(t *testing.T) {
-	py, err := harnessFiles.ReadFile("autoami_machines.py")
+	py, err := harnessFiles.ReadFile("autoami_cloudinit.py")
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := regexp.MustCompile(`(?s)DEBIAN_PACKAGES = \((.*?)\)`).FindSubmatch(py)
 	if m == nil {
-		t.Fatal("no DEBIAN_PACKAGES in autoami_machines.py")
+		t.Fatal("no DEBIAN_PACKAGES in autoami_cloudinit.py")
 	}
 	var standIn []string
 	for _, q := range regexp.MustCompile(`"([^"]+)"`).FindAllSubmatch(m[1], -1) {
