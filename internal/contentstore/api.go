@@ -21,6 +21,7 @@ import (
 	"errors"
 	"time"
 
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/autoami/terraform-provider-autoami/internal/unpacker/manifest"
@@ -176,6 +177,26 @@ func (s *Store) ManifestURI(stream, revision string) string { return s.manifestU
 
 // ObjectKey is the key of a content object (for presigning GETs).
 func (s *Store) ObjectKey(d objects.Digest) string { return s.objectKey(d) }
+
+// PutData stores data as a content object under its digest, unless the
+// store holds it already, and returns the digest and whether it uploaded.
+// For single objects that are not part of a revision (the unpacker binary).
+func (s *Store) PutData(ctx context.Context, data []byte) (d objects.Digest, uploaded bool, err error) {
+	return s.putData(ctx, data)
+}
+
+// GetPresigner presigns S3 GETs; *s3.PresignClient is one.
+type GetPresigner interface {
+	PresignGetObject(ctx context.Context, params *s3.GetObjectInput, optFns ...func(*s3.PresignOptions)) (*v4.PresignedHTTPRequest, error)
+}
+
+// PresignObject returns a URL that GETs content object d for expires (at
+// most MaxPresignExpiry; with temporary credentials the URL also ends when
+// they do). It grants that one GET and nothing else; whoever holds it needs
+// no AWS credentials.
+func (s *Store) PresignObject(ctx context.Context, p GetPresigner, d objects.Digest, expires time.Duration) (string, error) {
+	return s.presignObject(ctx, p, d, expires)
+}
 
 // DeleteStream removes a stream's manifests and record; objects stay. It
 // deletes the record first, so an interrupted delete leaves no record naming
