@@ -198,6 +198,13 @@ func (s *Store) PresignObject(ctx context.Context, p GetPresigner, d objects.Dig
 	return s.presignObject(ctx, p, d, expires)
 }
 
+// PresignManifest returns a URL that GETs a revision's manifest for expires
+// (at most MaxPresignExpiry): the manifest URL of an unpack request. Like
+// PresignObject it grants that one GET and nothing else.
+func (s *Store) PresignManifest(ctx context.Context, p GetPresigner, stream, revision string, expires time.Duration) (string, error) {
+	return s.presignManifest(ctx, p, stream, revision, expires)
+}
+
 // DeleteStream removes a stream's manifests and record; objects stay. It
 // deletes the record first, so an interrupted delete leaves no record naming
 // a deleted manifest, and a repeated delete finishes the rest. Streams nested
