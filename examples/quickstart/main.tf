@@ -46,7 +46,7 @@ resource "autoami_image_stream" "rootfs" {
 }
 
 # A stream layered on the vendor's newest base image plus an overlay. When the
-# vendor publishes a newer image, the policy decides when the plan rebuilds.
+# vendor ships a newer image, the policy decides when the plan rebuilds.
 resource "autoami_image_stream" "app" {
   name = "demo/app"
   base_image = {

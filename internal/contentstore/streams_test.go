@@ -15,8 +15,8 @@ import (
 	"github.com/autoami/terraform-provider-autoami/internal/unpacker/objects"
 )
 
-// publish uploads what m lacks from root and writes the revision.
-func publish(t *testing.T, e *env, s *Store, stream, root string, m *manifest.Manifest) (StreamRecord, string) {
+// uploadRevision uploads what m lacks from root and writes the revision.
+func uploadRevision(t *testing.T, e *env, s *Store, stream, root string, m *manifest.Manifest) (StreamRecord, string) {
 	t.Helper()
 	missing, err := s.Missing(e.ctx, m.Objects())
 	if err != nil {
@@ -98,7 +98,7 @@ func TestStreamRoundTrip(t *testing.T) {
 	}
 	root, m1 := writeTree(t, map[string][]byte{"etc/os-release": []byte("bookworm\n"), "bin/sh": content(1, 5000)})
 	before := time.Now().UTC().Add(-time.Second)
-	rec1, uri1 := publish(t, e, s, "base/bookworm", root, m1)
+	rec1, uri1 := uploadRevision(t, e, s, "base/bookworm", root, m1)
 	d1, _ := m1.Digest()
 	body1, _ := m1.Marshal()
 	if rec1.Name != "base/bookworm" || rec1.Revision != d1.String() || rec1.ManifestDigest != objects.Sum(body1).String() ||
@@ -130,7 +130,7 @@ func TestStreamRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	m2 := buildManifest(t, root)
-	rec2, _ := publish(t, e, s, "base/bookworm", root, m2)
+	rec2, _ := uploadRevision(t, e, s, "base/bookworm", root, m2)
 	d2, _ := m2.Digest()
 	if rec2.Revision != d2.String() || d2 == d1 {
 		t.Fatalf("second record %+v", rec2)
@@ -205,15 +205,15 @@ func TestDeleteStreamLeavesObjects(t *testing.T) {
 	e := newEnv(t)
 	s := e.store(Options{})
 	root, m1 := writeTree(t, map[string][]byte{"a": content(1, 100), "b": content(2, 200)})
-	publish(t, e, s, "web", root, m1)
+	uploadRevision(t, e, s, "web", root, m1)
 	if err := writeFile(root, "a", content(3, 300)); err != nil {
 		t.Fatal(err)
 	}
 	m2 := buildManifest(t, root)
-	publish(t, e, s, "web", root, m2)
-	publish(t, e, s, "web/al2023", root, m2)
-	publish(t, e, s, "web/revisions", root, m1) // its record sits in web's revisions/ folder
-	publish(t, e, s, "webx", root, m1)
+	uploadRevision(t, e, s, "web", root, m2)
+	uploadRevision(t, e, s, "web/al2023", root, m2)
+	uploadRevision(t, e, s, "web/revisions", root, m1) // its record sits in web's revisions/ folder
+	uploadRevision(t, e, s, "webx", root, m1)
 
 	objectsBefore := e.keys(testPrefix + "objects/")
 	if len(objectsBefore) != 3 {

@@ -1,12 +1,13 @@
 // Package imagestream turns the content on the machine that runs Terraform
 // into image-stream revisions: it reads a source (a root filesystem directory
 // or tarball, an overlay on a base image, or a raw disk image), computes the
-// revision digest, and publishes the revision into a content store uploading
-// only what the store lacks. It knows no Terraform; the autoami_image_stream
-// resource is a thin layer over it.
+// revision digest, and uploads the revision to a content store, sending only
+// the objects the store lacks. It knows no Terraform; the
+// autoami_image_stream resource is a thin layer over it. (Publishing, making
+// a revision an AMI in targets, is the publisher's job, not this package's.)
 //
 // Plans and applies both call Load: plans to show the revision that apply
-// will publish, applies to publish it. Load is fast on unchanged sources: a
+// will upload, applies to upload it. Load is fast on unchanged sources: a
 // directory is rescanned through the content model's stat cache, and a
 // tarball's or raw image's manifest is cached by the file's identity (path,
 // size, mtime, ctime, inode), all under a cache directory.
@@ -86,18 +87,19 @@ func Load(ctx context.Context, src Source, opts LoadOptions) (*Content, error) {
 	return load(ctx, src, opts)
 }
 
-// Published is what Publish did.
-type Published struct {
+// Uploaded is what Upload did.
+type Uploaded struct {
 	ManifestURI     string
 	ObjectsUploaded int
 	BytesUploaded   int64
 	Record          contentstore.StreamRecord
 }
 
-// Publish uploads the objects of c that store lacks, then writes the
-// revision's manifest and the stream record, dated createdAt.
-func Publish(ctx context.Context, store *contentstore.Store, stream string, c *Content, createdAt time.Time, extra map[string]string) (Published, error) {
-	return publish(ctx, store, stream, c, createdAt, extra)
+// Upload puts the revision c into store: it uploads the objects of c that
+// store lacks, then writes the revision's manifest and the stream record,
+// dated createdAt.
+func Upload(ctx context.Context, store *contentstore.Store, stream string, c *Content, createdAt time.Time, extra map[string]string) (Uploaded, error) {
+	return upload(ctx, store, stream, c, createdAt, extra)
 }
 
 // LayeredRevision is the revision of a layered stream.

@@ -22,7 +22,7 @@ var contentArguments = []string{"name", "root_filesystem", "overlay", "raw_image
 
 // ModifyPlan is where a stream's content and base image updates become plan
 // changes. It hashes the source (fast on an unchanged source: stat cache and
-// cached manifests) so that the plan shows the revision apply will publish,
+// cached manifests) so that the plan shows the revision apply will upload,
 // and turns the policy decision the last refresh made into a new revision
 // ("rebuild now") or into a warning ("deferred", "awaiting approval").
 //
@@ -75,14 +75,14 @@ func (r *imageStreamResource) ModifyPlan(ctx context.Context, req resource.Modif
 	defer content.Close()
 
 	storeChanged := state != nil && !reflect.DeepEqual(plan.ContentStore, state.ContentStore)
-	republish := state == nil || base.unknown || state.Revision.ValueString() != content.Revision || storeChanged
-	if republish {
+	needsUpload := state == nil || base.unknown || state.Revision.ValueString() != content.Revision || storeChanged
+	if needsUpload {
 		r.checkStore(ctx, &plan, resp)
 		if resp.Diagnostics.HasError() {
 			return
 		}
 	}
-	if state != nil && !republish {
+	if state != nil && !needsUpload {
 		// Same revision: computed values stay, except what the last apply
 		// uploaded when something else (tags, policy) is updated.
 		keepComputed(&plan, state)

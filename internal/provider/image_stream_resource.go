@@ -86,7 +86,7 @@ func (r *imageStreamResource) Create(ctx context.Context, req resource.CreateReq
 	resp.Diagnostics.Append(diags...)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	r.publish(ctx, &plan, nil, &resp.Diagnostics)
+	r.upload(ctx, &plan, nil, &resp.Diagnostics)
 	if resp.Diagnostics.HasError() {
 		return
 	}
@@ -104,7 +104,7 @@ func (r *imageStreamResource) Update(ctx context.Context, req resource.UpdateReq
 	resp.Diagnostics.Append(diags...)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	r.publish(ctx, &plan, &state, &resp.Diagnostics)
+	r.upload(ctx, &plan, &state, &resp.Diagnostics)
 	if resp.Diagnostics.HasError() {
 		return
 	}
@@ -113,10 +113,10 @@ func (r *imageStreamResource) Update(ctx context.Context, req resource.UpdateReq
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 
-// publish loads the planned source, checks that it is what the plan showed,
+// upload loads the planned source, checks that it is what the plan showed,
 // uploads what the store lacks and writes the revision; it fills the
 // computed attributes of plan.
-func (r *imageStreamResource) publish(ctx context.Context, plan, prior *imageStreamModel, diags *diag.Diagnostics) {
+func (r *imageStreamResource) upload(ctx context.Context, plan, prior *imageStreamModel, diags *diag.Diagnostics) {
 	name := plan.Name.ValueString()
 	// The policy is checked here, not at plan: it is often created in the
 	// same apply. A stream never starts with a policy_id that names nothing,
@@ -164,14 +164,14 @@ func (r *imageStreamResource) publish(ctx context.Context, plan, prior *imageStr
 		diags.AddError("Invalid tags", err.Error())
 		return
 	}
-	tflog.Info(ctx, "publishing stream revision", map[string]any{
+	tflog.Info(ctx, "uploading stream revision", map[string]any{
 		"stream": name, "revision": content.Revision, "objects": content.Summary.Objects, "bytes": content.Summary.ObjectBytes,
 		"store": store.Location().Bucket + "/" + store.Location().Prefix,
 	})
 	started := now()
 	createdAt := started
 	if prior != nil && prior.Revision.ValueString() == content.Revision {
-		// The same revision republished (tags, store): it was made then.
+		// The same revision uploaded again (tags, store): it was made then.
 		t, err := time.Parse(time.RFC3339, prior.RevisionCreatedAt.ValueString())
 		if err != nil {
 			diags.AddAttributeWarning(path.Root("revision_created_at"), "Revision creation time unreadable",
@@ -181,23 +181,23 @@ func (r *imageStreamResource) publish(ctx context.Context, plan, prior *imageStr
 			createdAt = t
 		}
 	}
-	pub, err := imagestream.Publish(ctx, store, name, content, createdAt, extra)
+	up, err := imagestream.Upload(ctx, store, name, content, createdAt, extra)
 	if err != nil {
-		diags.AddError(fmt.Sprintf("Publishing stream %q failed", name), err.Error())
+		diags.AddError(fmt.Sprintf("Uploading stream %q failed", name), err.Error())
 		return
 	}
-	tflog.Info(ctx, "published stream revision", map[string]any{
-		"stream": name, "revision": content.Revision, "objects_uploaded": pub.ObjectsUploaded,
-		"bytes_uploaded": pub.BytesUploaded, "seconds": now().Sub(started).Seconds(),
+	tflog.Info(ctx, "uploaded stream revision", map[string]any{
+		"stream": name, "revision": content.Revision, "objects_uploaded": up.ObjectsUploaded,
+		"bytes_uploaded": up.BytesUploaded, "seconds": now().Sub(started).Seconds(),
 	})
 	plan.ID = types.StringValue(name)
 	plan.Revision = types.StringValue(content.Revision)
-	plan.RevisionCreatedAt = timeString(pub.Record.CreatedAt)
-	plan.ManifestURI = types.StringValue(pub.ManifestURI)
-	plan.SizeBytes = types.Int64Value(pub.Record.SizeBytes)
-	plan.FileCount = types.Int64Value(pub.Record.FileCount)
-	plan.BytesUploaded = types.Int64Value(pub.BytesUploaded)
-	plan.ObjectsUploaded = types.Int64Value(int64(pub.ObjectsUploaded))
+	plan.RevisionCreatedAt = timeString(up.Record.CreatedAt)
+	plan.ManifestURI = types.StringValue(up.ManifestURI)
+	plan.SizeBytes = types.Int64Value(up.Record.SizeBytes)
+	plan.FileCount = types.Int64Value(up.Record.FileCount)
+	plan.BytesUploaded = types.Int64Value(up.BytesUploaded)
+	plan.ObjectsUploaded = types.Int64Value(int64(up.ObjectsUploaded))
 	if plan.BaseImage != nil {
 		ids, err := r.baseImageIDs(ctx, plan.BaseImage, plan.BaseImageName.ValueString())
 		if err != nil {
@@ -213,8 +213,8 @@ func (r *imageStreamResource) publish(ctx context.Context, plan, prior *imageStr
 		plan.BaseImageIDs = types.MapNull(types.StringType)
 		plan.LatestBaseImage = types.ObjectNull(latestBaseImageAttrTypes)
 	}
-	// A new revision settles the decision (planned so); a republish of the
-	// same revision leaves a pending one as planned.
+	// A new revision settles the decision (planned so); uploading the same
+	// revision again leaves a pending one as planned.
 	if plan.RebuildRequired.IsUnknown() {
 		plan.RebuildRequired = types.BoolValue(false)
 	}
@@ -242,7 +242,7 @@ func (r *imageStreamResource) Read(ctx context.Context, req resource.ReadRequest
 		return
 	}
 	if !found {
-		tflog.Warn(ctx, "stream record is gone; planning to publish the stream again", map[string]any{"stream": name})
+		tflog.Warn(ctx, "stream record is gone; planning to upload the stream again", map[string]any{"stream": name})
 		resp.State.RemoveResource(ctx)
 		return
 	}

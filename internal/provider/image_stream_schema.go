@@ -116,7 +116,7 @@ func (r *imageStreamResource) Schema(ctx context.Context, _ resource.SchemaReque
 				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 			},
 			"revision":            computedStringAttr("The current revision: the SHA-256 of its content (for layered streams: of base image name, overlay and `rebuild_trigger`). Shown changing in a plan when the source changed."),
-			"revision_created_at": computedStringAttr("When the current revision was published (RFC 3339)."),
+			"revision_created_at": computedStringAttr("When the current revision was first uploaded to the content store (RFC 3339)."),
 			"manifest_uri":        computedStringAttr("`s3://` URI of the revision's manifest."),
 			"size_bytes":          computedInt64Attr("Bytes of content (regular files, or the raw image size)."),
 			"file_count":          computedInt64Attr("Regular files in the revision (0 for raw images)."),

@@ -9,7 +9,7 @@ resource "autoami_image_stream" "bookworm" {
   tags = { os = "debian-12" }
 }
 
-# A stream layered on Amazon Linux 2023: when AWS publishes a new image, the
+# A stream layered on Amazon Linux 2023: when AWS ships a new image, the
 # policy decides whether the plan rebuilds now, defers to the build window,
 # or waits for approval (change rebuild_trigger to approve).
 resource "autoami_image_stream" "web" {

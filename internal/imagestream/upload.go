@@ -8,15 +8,15 @@ import (
 	"github.com/autoami/terraform-provider-autoami/internal/contentstore"
 )
 
-func publish(ctx context.Context, store *contentstore.Store, stream string, c *Content, createdAt time.Time, extra map[string]string) (Published, error) {
+func upload(ctx context.Context, store *contentstore.Store, stream string, c *Content, createdAt time.Time, extra map[string]string) (Uploaded, error) {
 	want := c.Manifest.Objects()
 	missing, err := store.Missing(ctx, want)
 	if err != nil {
-		return Published{}, fmt.Errorf("check which objects of stream %q the store lacks: %w", stream, err)
+		return Uploaded{}, fmt.Errorf("check which objects of stream %q the store lacks: %w", stream, err)
 	}
 	up, err := store.Upload(ctx, c.Objects, missing)
 	if err != nil {
-		return Published{}, fmt.Errorf("upload %d objects of stream %q from %s: %w", len(missing), stream, c.Path, err)
+		return Uploaded{}, fmt.Errorf("upload %d objects of stream %q from %s: %w", len(missing), stream, c.Path, err)
 	}
 	rec := contentstore.StreamRecord{
 		Name:           stream,
@@ -34,7 +34,7 @@ func publish(ctx context.Context, store *contentstore.Store, stream string, c *C
 	}
 	uri, err := store.PutRevision(ctx, rec, c.Manifest)
 	if err != nil {
-		return Published{}, fmt.Errorf("write revision %s of stream %q: %w", c.Revision, stream, err)
+		return Uploaded{}, fmt.Errorf("write revision %s of stream %q: %w", c.Revision, stream, err)
 	}
-	return Published{ManifestURI: uri, ObjectsUploaded: up.Objects, BytesUploaded: up.Bytes, Record: rec}, nil
+	return Uploaded{ManifestURI: uri, ObjectsUploaded: up.Objects, BytesUploaded: up.Bytes, Record: rec}, nil
 }
