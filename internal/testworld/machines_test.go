@@ -162,6 +162,15 @@ func testStopStart(t *testing.T, mw *machineWorld) {
 	if console := mw.console(ctx, t, id, true); strings.Count(console, "cloud-init: write_files") != 1 {
 		t.Fatalf("cloud-init ran again at the start (it runs once per instance):\n%s", console)
 	}
+
+	// A forced stop is a power cut: the daemon is killed, not asked to stop.
+	if _, err := mw.ec2.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{id}, Force: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	mw.waitState(ctx, t, id, ec2types.InstanceStateNameStopped)
+	if console := mw.console(ctx, t, id, true); !strings.Contains(console, "autoami-unpacker.service (status=9/SIGKILL)") {
+		t.Fatalf("console after a forced stop does not show the daemon killed:\n%s", console)
+	}
 }
 
 func testReboot(t *testing.T, mw *machineWorld) {

@@ -116,6 +116,8 @@ core.ADDITIONS.extend([
     "RunInstances refuses a missing, invisible, pending or otherwise unavailable AMI, an instance type "
     "that cannot run the AMI's architecture (or is unknown), user-data over 16 KiB; ClientToken is "
     "idempotent (IdempotentParameterMismatch for other parameters)",
+    "ModifyInstanceAttribute InstanceType and UserData need a stopped instance, a type of the instance's "
+    "architecture, user-data of at most 16 KiB; StopInstances Force kills the daemon at once",
 ])
 
 # How long instances stay in their transitional states (seconds); knob kinds
@@ -939,7 +941,7 @@ def _instance_start(self):
 
 def _instance_stop(self):
     m = machine_of(self)
-    return m.api_stop() if m is not None else _moto_stop(self)
+    return m.api_stop(force=getattr(_REQUEST, "force", False)) if m is not None else _moto_stop(self)
 
 
 def _instance_terminate(self):
@@ -971,6 +973,22 @@ def _run_instances(self, image_id, count, user_data, security_group_names, **kwa
 
 
 InstanceBackend.run_instances = _run_instances
+
+# AWS (StopInstances, Force): a forced stop skips the orderly shutdown: the
+# daemon gets SIGKILL at once.
+_REQUEST = threading.local()
+_prev_stop_instances_response = InstanceResponse.stop_instances
+
+
+def _stop_instances_response(self):
+    _REQUEST.force = self._get_bool_param("Force", False)
+    try:
+        return _prev_stop_instances_response(self)
+    finally:
+        _REQUEST.force = False
+
+
+InstanceResponse.stop_instances = _stop_instances_response
 
 
 # --- RunInstances: what AWS refuses; ClientToken ----------------------------------------------
@@ -1006,28 +1024,36 @@ def _check_run_instances(response):
         if ami.state != "available":
             raise EC2ClientError("InvalidAMIID.Unavailable",
                                  f"The image id '[{image_id}]' is not available (state: {ami.state})")
-        instance_type = response._get_param("InstanceType") or "m1.small"
-        info = INSTANCE_TYPES.get(instance_type)
-        if info is None:
-            raise EC2ClientError("InvalidParameterValue", f"Invalid value '{instance_type}' for InstanceType.")
-        supported = info.get("ProcessorInfo", {}).get("SupportedArchitectures", [])
-        if ami.architecture not in supported:
-            raise EC2ClientError(
-                "InvalidParameterValue",
-                f"The architecture '{', '.join(supported)}' of the specified instance type ({instance_type}) does not "
-                f"match the architecture '{ami.architecture}' of the specified AMI ({image_id}). Specify an instance "
-                "type and an AMI that have matching architectures, and try again. You can use "
-                "'describe-instance-types' or 'describe-images' to discover the architecture of the instance type or AMI.",
-            )
-    raw = response._get_param("UserData")
-    if raw:
-        try:
-            size = len(base64.b64decode(raw, validate=True))
-        except ValueError:
-            raise EC2ClientError("InvalidParameterValue", "Invalid BASE64 encoding of user data.")
-        if size > USER_DATA_LIMIT:
-            raise EC2ClientError("InvalidParameterValue",
-                                 f"User data is limited to {USER_DATA_LIMIT} bytes (got {size} bytes before base64)")
+        _check_architecture(response._get_param("InstanceType") or "m1.small", ami.architecture, image_id)
+    _check_user_data(response._get_param("UserData"))
+
+
+def _check_architecture(instance_type, architecture, image_id):
+    info = INSTANCE_TYPES.get(instance_type)
+    if info is None:
+        raise EC2ClientError("InvalidParameterValue", f"Invalid value '{instance_type}' for InstanceType.")
+    supported = info.get("ProcessorInfo", {}).get("SupportedArchitectures", [])
+    if architecture not in supported:
+        raise EC2ClientError(
+            "InvalidParameterValue",
+            f"The architecture '{', '.join(supported)}' of the specified instance type ({instance_type}) does not "
+            f"match the architecture '{architecture}' of the specified AMI ({image_id}). Specify an instance "
+            "type and an AMI that have matching architectures, and try again. You can use "
+            "'describe-instance-types' or 'describe-images' to discover the architecture of the instance type or AMI.",
+        )
+
+
+def _check_user_data(encoded):
+    """encoded: user-data as sent (base64)."""
+    if not encoded:
+        return
+    try:
+        size = len(base64.b64decode(str(encoded), validate=True))
+    except ValueError:
+        raise EC2ClientError("InvalidParameterValue", "Invalid BASE64 encoding of user data.")
+    if size > USER_DATA_LIMIT:
+        raise EC2ClientError("InvalidParameterValue",
+                             f"User data is limited to {USER_DATA_LIMIT} bytes (got {size} bytes before base64)")
 
 
 def _request_digest(response):
@@ -1130,3 +1156,29 @@ def _machines_route(environ):
 
 
 core.CONTROL_ROUTES[("GET", "/autoami-harness/machines")] = _machines_route
+
+
+# --- ModifyInstanceAttribute --------------------------------------------------------------------
+# GAP: the instance type and user data of a running instance change at once,
+# to any type and any size. AWS (ModifyInstanceAttribute; Change the
+# instance type): both need a stopped instance (IncorrectInstanceState); the
+# new type must run the instance's architecture; user data is at most 16 KiB.
+# A changed user data is not run by cloud-init at the next start (its
+# modules run once per instance), so the stand-in keeps the first.
+
+_prev_modify_instance_attribute = InstanceBackend.modify_instance_attribute
+
+
+def _modify_instance_attribute(self, instance_id, key, value):
+    if key in ("instance_type", "user_data"):
+        instance = self.get_instance(instance_id)
+        if instance.state != "stopped":
+            raise EC2ClientError("IncorrectInstanceState", f"The instance '{instance_id}' is not in the 'stopped' state.")
+        if key == "instance_type":
+            _check_architecture(value, instance.architecture, instance.image_id)
+        else:
+            _check_user_data(value)
+    return _prev_modify_instance_attribute(self, instance_id, key, value)
+
+
+InstanceBackend.modify_instance_attribute = _modify_instance_attribute

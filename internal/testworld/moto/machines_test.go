@@ -286,6 +286,57 @@ func TestInstanceStatesTakeTheirTime(t *testing.T) {
 	}
 }
 
+// The instance type and user data change only while the instance is
+// stopped, to a type of its architecture and user data of at most 16 KiB.
+func TestModifyInstanceAttributeNeedsAStoppedInstance(t *testing.T) {
+	ctx := fresh(t)
+	c := ec2As(t, ctx, DefaultAccountID, region)
+	run, err := runOne(ctx, c, builtinX86(t, ctx, c), types.InstanceTypeT3Micro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := run.Instances[0].InstanceId
+	in := &ec2.DescribeInstancesInput{InstanceIds: []string{aws.ToString(id)}}
+	if err := ec2.NewInstanceRunningWaiter(c).Wait(ctx, in, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	setType := func(it string) error {
+		_, err := c.ModifyInstanceAttribute(ctx, &ec2.ModifyInstanceAttributeInput{InstanceId: id, InstanceType: &types.AttributeValue{Value: aws.String(it)}})
+		return err
+	}
+	setUserData := func(n int) error {
+		// AWS wants the user data base64-encoded here too; the SDK encodes the blob once more.
+		encoded := base64.StdEncoding.EncodeToString([]byte(strings.Repeat("u", n)))
+		_, err := c.ModifyInstanceAttribute(ctx, &ec2.ModifyInstanceAttributeInput{InstanceId: id,
+			UserData: &types.SecureBlobAttributeValue{Value: []byte(encoded)}})
+		return err
+	}
+	wantCode(t, setType("t3.small"), "IncorrectInstanceState")
+	wantCode(t, setUserData(10), "IncorrectInstanceState")
+
+	if _, err := c.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{aws.ToString(id)}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ec2.NewInstanceStoppedWaiter(c).Wait(ctx, in, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, setType("t4g.micro"), "InvalidParameterValue")
+	wantCode(t, setUserData(16385), "InvalidParameterValue")
+	if err := setType("t3.small"); err != nil {
+		t.Fatal(err)
+	}
+	if err := setUserData(16384); err != nil {
+		t.Fatal(err)
+	}
+	attr, err := c.DescribeInstanceAttribute(ctx, &ec2.DescribeInstanceAttributeInput{InstanceId: id, Attribute: types.InstanceAttributeNameInstanceType})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := aws.ToString(attr.InstanceType.Value); got != "t3.small" {
+		t.Fatalf("instance type %s after the change, want t3.small", got)
+	}
+}
+
 // GetConsoleOutput answers the instance's own console: base64, the last
 // 64 KiB; without Latest what was posted at the last state transition,
 // with Latest what is there now.
