@@ -242,14 +242,18 @@ func (mw *machineWorld) userData(b bootstrap) string {
 	return "#cloud-config\n" + string(data) + "\n"
 }
 
-// image is a public x86_64 image every account sees (one of moto's
-// built-in Amazon images; the stand-in does not look at the image).
+// debianOwner is Debian's AWS account, which publishes the official Debian
+// images unpackers boot from by default.
+const debianOwner = "136693071363"
+
+// image is the region's official Debian 12 amd64 image, as the unpacker
+// resource launches by default.
 func (mw *machineWorld) image(ctx context.Context, t *testing.T) string {
 	t.Helper()
-	out, err := mw.ec2.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"amazon"},
-		Filters: []ec2types.Filter{{Name: aws.String("architecture"), Values: []string{"x86_64"}}}})
+	out, err := mw.ec2.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{debianOwner},
+		Filters: []ec2types.Filter{{Name: aws.String("name"), Values: []string{"debian-12-amd64-*"}}}})
 	if err != nil || len(out.Images) == 0 {
-		t.Fatalf("an x86_64 image to launch: %v", err)
+		t.Fatalf("the Debian 12 amd64 image: %v", err)
 	}
 	return aws.ToString(out.Images[0].ImageId)
 }
