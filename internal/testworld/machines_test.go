@@ -15,6 +15,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"golang.org/x/sys/unix"
 
+	"github.com/autoami/terraform-provider-autoami/internal/testworld/faultproxy"
 	"github.com/autoami/terraform-provider-autoami/internal/unpacker/client"
 	"github.com/autoami/terraform-provider-autoami/internal/unpacker/wire"
 )
@@ -34,6 +35,7 @@ func TestLaunchedUnpackers(t *testing.T) {
 	t.Run("TerminateRemovesProcessAndDirectory", func(t *testing.T) { testTerminate(t, mw) })
 	t.Run("UserDataNotUnderstoodFailsTheInstance", func(t *testing.T) { testNotUnderstood(t, mw) })
 	t.Run("WrongChecksumNeverStartsTheDaemon", func(t *testing.T) { testWrongChecksum(t, mw) })
+	t.Run("DownloadThroughTheProxyRetriesThrottling", func(t *testing.T) { testDownloadRetries(t, mw) })
 	// Last: it kills the world's moto.
 	t.Run("DaemonsDieWithMoto", func(t *testing.T) { testDieWithMoto(t, mw) })
 }
@@ -297,6 +299,23 @@ func testWrongChecksum(t *testing.T, mw *machineWorld) {
 	fi, err := os.Stat(filepath.Join(m.Dir, "root/usr/local/bin/unpacker"))
 	if err != nil || fi.Mode()&0o111 != 0 {
 		t.Fatalf("the unverified binary: %v, mode %v; want it downloaded and not executable", err, fi.Mode())
+	}
+}
+
+// The instance downloads its binary as an instance would reach S3: through
+// the fault proxy, where S3's SlowDown is retried by curl --retry (after 1 s,
+// then 2 s).
+func testDownloadRetries(t *testing.T, mw *machineWorld) {
+	ctx := mw.reset(t)
+	mw.Faults.SetRules(faultproxy.Rule{Actions: []string{"s3:GetObject"}, Throttle: faultproxy.Share{First: 2}})
+	id := mw.launch(ctx, t, mw.userData(bootstrap{}))
+	mw.waitState(ctx, t, id, ec2types.InstanceStateNameRunning)
+	mw.waitFingerprints(ctx, t, id, 1)
+	if st := mw.Faults.Stat("s3:GetObject"); st.Calls != 3 || st.Throttled != 2 {
+		t.Fatalf("the download through the proxy: %+v, want 3 calls, 2 throttled", st)
+	}
+	if console := mw.console(ctx, t, id, true); strings.Count(console, "curl: (22) The requested URL returned error: 503. Will retry") != 2 {
+		t.Fatalf("console does not show two retries of the download:\n%s", console)
 	}
 }
 
