@@ -454,3 +454,127 @@ func TestStandInPackagesAreTheDocumentedOnes(t *testing.T) {
 		t.Fatalf("stand-in packages %v, deploy/README.md %v", standIn, documented)
 	}
 }
+
+// launchWithUserData runs one instance with userData and waits until it is
+// no longer pending.
+func launchWithUserData(t *testing.T, ctx context.Context, c *ec2.Client, image string, userData []byte) types.Instance {
+	t.Helper()
+	run, err := runOne(ctx, c, image, types.InstanceTypeT3Micro, func(in *ec2.RunInstancesInput) {
+		in.UserData = aws.String(base64.StdEncoding.EncodeToString(userData))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := aws.ToString(run.Instances[0].InstanceId)
+	deadline := time.Now().Add(time.Minute)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		out, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if inst := out.Reservations[0].Instances[0]; inst.State.Name != types.InstanceStateNamePending {
+			return inst
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still pending after a minute", id)
+		}
+		<-tick.C
+	}
+}
+
+// The stand-in writes files as cloud-init does (permissions, base64), and
+// refuses whatever it does not implement, naming it.
+func TestCloudConfigStandIn(t *testing.T) {
+	ctx := fresh(t)
+	c := ec2As(t, ctx, DefaultAccountID, region)
+	image := builtinX86(t, ctx, c)
+
+	secret := "not a secret\x00\xff"
+	inst := launchWithUserData(t, ctx, c, image, []byte("#cloud-config\n"+`write_files:
+  - path: /etc/example/plain.conf
+    content: |
+      a = 1
+    permissions: '0600'
+  - path: /opt/example/tool
+    encoding: b64
+    content: `+base64.StdEncoding.EncodeToString([]byte(secret))+`
+    permissions: '0755'
+`))
+	if inst.State.Name != types.InstanceStateNameRunning {
+		t.Fatalf("instance %s (%v)", inst.State.Name, inst.StateReason)
+	}
+	if strings.HasPrefix(aws.ToString(inst.PrivateIpAddress), "127.") {
+		t.Fatalf("an instance without a unit got a loopback address %s", aws.ToString(inst.PrivateIpAddress))
+	}
+	var dir string
+	ms, err := world.Machines(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.InstanceID == aws.ToString(inst.InstanceId) {
+			dir = m.Dir
+		}
+	}
+	deadline := time.Now().Add(time.Minute)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		console, _ := os.ReadFile(filepath.Join(dir, "console.log"))
+		if strings.Contains(string(console), "cloud-init: finished") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cloud-init did not finish:\n%s", console)
+		}
+		<-tick.C
+	}
+	for path, want := range map[string]struct {
+		content string
+		mode    os.FileMode
+	}{
+		"root/etc/example/plain.conf": {"a = 1\n", 0o600},
+		"root/opt/example/tool":       {secret, 0o755},
+	} {
+		data, err := os.ReadFile(filepath.Join(dir, path))
+		fi, _ := os.Stat(filepath.Join(dir, path))
+		if err != nil || string(data) != want.content || fi.Mode().Perm() != want.mode {
+			t.Errorf("%s: %q %v (%v), want %q %v", path, data, fi.Mode().Perm(), err, want.content, want.mode)
+		}
+	}
+
+	runcmd := func(items string) []byte {
+		return []byte("#cloud-config\nruncmd:\n" + items)
+	}
+	refused := map[string]struct {
+		userData []byte
+		says     string
+	}{
+		"no set -e":        {runcmd("  - [chmod, '0755', /x]\n"), "starts runcmd with 'set -e'"},
+		"other command":    {runcmd("  - set -e\n  - [echo, hi]\n"), "['echo', 'hi'] is not a command form"},
+		"string command":   {runcmd("  - set -e\n  - echo hi\n"), "'echo hi'"},
+		"curl without -o":  {runcmd("  - set -e\n  - [curl, -fsS, 'http://127.0.0.1:1/x']\n"), "curl needs -o PATH"},
+		"curl option":      {runcmd("  - set -e\n  - [curl, -k, -o, /x, 'http://127.0.0.1:1/x']\n"), "curl argument '-k'"},
+		"unit not written": {runcmd("  - set -e\n  - [systemctl, enable, --now, x.service]\n"), "unit x.service is not among write_files"},
+		"owner":            {[]byte("#cloud-config\nwrite_files:\n  - {path: /x, content: a, owner: 'nobody:nogroup'}\n"), "files belong to root"},
+		"gzip encoding":    {[]byte("#cloud-config\nwrite_files:\n  - {path: /x, content: a, encoding: gzip}\n"), "encoding: 'gzip'"},
+		"relative path":    {[]byte("#cloud-config\nwrite_files:\n  - {path: x, content: a}\n"), "not a normalised absolute path"},
+		"not YAML":         {[]byte("#cloud-config\nwrite_files: [\n"), "cloud-config is not YAML"},
+		"#include":         {[]byte("#include\nhttp://127.0.0.1/x\n"), "runs only #cloud-config"},
+		"gzip user-data":   {[]byte{0x1f, 0x8b, 8, 0}, "gzip-compressed user-data"},
+	}
+	for name, tc := range refused {
+		inst := launchWithUserData(t, ctx, c, image, tc.userData)
+		code, msg := aws.ToString(inst.StateReason.Code), aws.ToString(inst.StateReason.Message)
+		if inst.State.Name != types.InstanceStateNameTerminated || code != "TestWorld.UserDataNotUnderstood" || !strings.Contains(msg, tc.says) {
+			t.Errorf("%s: %s, %s %q; want terminated, TestWorld.UserDataNotUnderstood saying %q", name, inst.State.Name, code, msg, tc.says)
+		}
+	}
+
+	// Text cloud-init ignores gives a plain instance.
+	if inst := launchWithUserData(t, ctx, c, image, []byte("hello, instance\n")); inst.State.Name != types.InstanceStateNameRunning {
+		t.Fatalf("plain-text user-data: %s (%v)", inst.State.Name, inst.StateReason)
+	}
+}
