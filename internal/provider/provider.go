@@ -258,6 +258,7 @@ func (p *autoamiProvider) Resources(_ context.Context) []func() resource.Resourc
 	return []func() resource.Resource{
 		NewImageStreamResource,
 		NewPolicyResource,
+		NewUnpackerResource,
 	}
 }
 

@@ -127,9 +127,6 @@ type Spec struct {
 	Tags map[string]string
 	// Binary is the unpacker to install.
 	Binary unpackerbinary.Binary
-	// SkipPackages leaves the packages step out of the user-data, for an
-	// ImageID of a prepared image that has them (deploy/README.md).
-	SkipPackages bool
 }
 
 // Identity is the provider's side of the trust: a client CA (whose
@@ -325,3 +322,7 @@ func ParseUserData(data []byte) (Bootstrap, error) { return parseUserData(data) 
 // Packages are the Debian packages an unpacker of arch installs
 // (deploy/README.md, "Debian packages the instance needs").
 func Packages(arch string) ([]string, error) { return packagesFor(arch) }
+
+// FormatDuration writes an idle power-off as the bootstrap (and the
+// configuration) does: "30m", "1h30m", "45s", "0s".
+func FormatDuration(d time.Duration) string { return formatDuration(d) }

@@ -121,7 +121,7 @@ func (m *manager) create(ctx context.Context, spec Spec, id Identity) (*Unpacker
 		return nil, err
 	}
 	userData, err := renderUserData(Bootstrap{
-		Architecture: spec.Architecture, SkipPackages: spec.SkipPackages, ClientCACertificatePEM: id.ClientCACertificatePEM,
+		Architecture: spec.Architecture, ClientCACertificatePEM: id.ClientCACertificatePEM,
 		BinaryURL: url, BinarySHA256: spec.Binary.SHA256, Port: spec.Port, IdlePoweroff: spec.IdlePoweroff,
 	})
 	if err != nil {
