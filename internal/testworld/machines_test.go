@@ -31,6 +31,7 @@ func TestLaunchedUnpackers(t *testing.T) {
 	t.Run("AnswersOverMTLSWithTheFingerprintItsConsolePrinted", func(t *testing.T) { testAnswersWithConsoleFingerprint(t, mw) })
 	t.Run("StopAndStartKeepTheFingerprint", func(t *testing.T) { testStopStart(t, mw) })
 	t.Run("RebootRestartsTheDaemon", func(t *testing.T) { testReboot(t, mw) })
+	t.Run("SystemdRestartsADaemonThatDies", func(t *testing.T) { testRestartOnFailure(t, mw) })
 	t.Run("IdlePoweroffStopsOrTerminates", func(t *testing.T) { testIdlePoweroff(t, mw) })
 	t.Run("TerminateRemovesProcessAndDirectory", func(t *testing.T) { testTerminate(t, mw) })
 	t.Run("UserDataNotUnderstoodFailsTheInstance", func(t *testing.T) { testNotUnderstood(t, mw) })
@@ -191,6 +192,32 @@ func testReboot(t *testing.T, mw *machineWorld) {
 	m := mw.machine(ctx, t, id)
 	if m.State != "running" || len(m.Services) != 1 || m.Services[0].PID == before {
 		t.Fatalf("after the reboot: %+v, want running with a new daemon (was pid %d)", m, before)
+	}
+	if _, err := mw.client(t, inst, fps[0]).Health(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The unit's Restart=on-failure: a daemon killed by a signal is started
+// again after RestartSec, with its key.
+func testRestartOnFailure(t *testing.T, mw *machineWorld) {
+	ctx := mw.reset(t)
+	id := mw.launch(ctx, t, mw.userData(bootstrap{}))
+	inst := mw.waitState(ctx, t, id, ec2types.InstanceStateNameRunning)
+	fps := mw.waitFingerprints(ctx, t, id, 1)
+	pid := mw.machine(ctx, t, id).Services[0].PID
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	again := mw.waitFingerprints(ctx, t, id, 2)
+	if again[1] != fps[0] {
+		t.Fatalf("fingerprint after the restart %s, before %s", again[1], fps[0])
+	}
+	if console := mw.console(ctx, t, id, true); !strings.Contains(console, "main process exited, status=9/SIGKILL") {
+		t.Fatalf("console does not show the daemon's death:\n%s", console)
+	}
+	if m := mw.machine(ctx, t, id); len(m.Services) != 1 || m.Services[0].PID == pid {
+		t.Fatalf("after the restart: %+v, want a new daemon (was pid %d)", m.Services, pid)
 	}
 	if _, err := mw.client(t, inst, fps[0]).Health(ctx); err != nil {
 		t.Fatal(err)
