@@ -11,9 +11,11 @@ import (
 	"github.com/autoami/terraform-provider-autoami/internal/unpacker/wire"
 )
 
-// daemonVersion is set at release time (-ldflags "-X main.daemonVersion=…");
-// otherwise the module version from the build info is used.
-var daemonVersion = ""
+// version is stamped like the provider's (-ldflags "-X main.version=…", by
+// the Makefile, goreleaser and the provider's embedded build), so provider
+// and unpacker versions match; otherwise the module version from the build
+// info is used.
+var version = ""
 
 func init() {
 	register(command{
@@ -48,15 +50,15 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 		LocalDevices: *localDevices,
 		IdlePoweroff: *idle,
 		URLWait:      *urlWait,
-		Version:      version(),
+		Version:      daemonVersion(),
 		Console:      env.stdout,
 		Logger:       env.log,
 	})
 }
 
-func version() string {
-	if daemonVersion != "" {
-		return daemonVersion
+func daemonVersion() string {
+	if version != "" {
+		return version
 	}
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
 		return bi.Main.Version
