@@ -133,9 +133,12 @@ func validatePublication(p Publication) error {
 }
 
 // ssmNameRE: letters, digits and . - _ / ; a path starts with /.
-var ssmNameRE = regexp.MustCompile(`^/?[A-Za-z0-9._\-/]{1,1011}$`)
+var ssmNameRE = regexp.MustCompile(`^/?[A-Za-z0-9._\-/]+$`)
 
 func validateSSMParameterName(name string) error {
+	if len(name) > 1011 {
+		return fmt.Errorf("ssm_parameter.name: %d characters; AWS allows 1011", len(name))
+	}
 	if !ssmNameRE.MatchString(name) || strings.Contains(name, "//") || strings.HasSuffix(name, "/") {
 		return fmt.Errorf("ssm_parameter.name: %q is not a parameter name (letters, digits, . - _ and / separating a path)", name)
 	}
