@@ -2,8 +2,8 @@ package publisher
 
 import (
 	"crypto/sha256"
-	"fmt"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"maps"
 	"os"
