@@ -1,8 +1,14 @@
 package testworld
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,7 +23,9 @@ import (
 
 	"github.com/autoami/terraform-provider-autoami/internal/testworld/faultproxy"
 	"github.com/autoami/terraform-provider-autoami/internal/unpacker/client"
+	"github.com/autoami/terraform-provider-autoami/internal/unpacker/testpki"
 	"github.com/autoami/terraform-provider-autoami/internal/unpacker/wire"
+	"github.com/autoami/terraform-provider-autoami/internal/unpackerinstance"
 )
 
 // An instance launched with an unpacker's user-data (deploy/README.md,
@@ -30,6 +38,8 @@ func TestLaunchedUnpackers(t *testing.T) {
 	mw := startMachineWorld(t)
 	t.Run("AnswersOverMTLSWithTheFingerprintItsConsolePrinted", func(t *testing.T) { testAnswersWithConsoleFingerprint(t, mw) })
 	t.Run("StopAndStartKeepTheFingerprint", func(t *testing.T) { testStopStart(t, mw) })
+	t.Run("NewUserDataUpgradesTheBinaryAndClientCA", func(t *testing.T) { testUpgrade(t, mw) })
+	t.Run("TheProviderUserDataRuns", func(t *testing.T) { testProviderUserData(t, mw) })
 	t.Run("RebootRestartsTheDaemon", func(t *testing.T) { testReboot(t, mw) })
 	t.Run("SystemdRestartsADaemonThatDies", func(t *testing.T) { testRestartOnFailure(t, mw) })
 	t.Run("IdlePoweroffStopsOrTerminates", func(t *testing.T) { testIdlePoweroff(t, mw) })
@@ -176,6 +186,87 @@ func testStopStart(t *testing.T, mw *machineWorld) {
 	}
 }
 
+// The per-boot part (bootcmd) runs the user-data of each boot: after a stop,
+// user-data naming another build of the binary and another client CA, and a
+// start, the daemon runs the new binary, trusts only the new CA, and keeps
+// its key (so its fingerprint).
+func testUpgrade(t *testing.T, mw *machineWorld) {
+	ctx := mw.reset(t)
+	id := mw.launch(ctx, t, mw.userData(bootstrap{}))
+	inst := mw.waitState(ctx, t, id, ec2types.InstanceStateNameRunning)
+	fps := mw.waitFingerprints(ctx, t, id, 1)
+	if _, err := mw.ec2.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{id}}); err != nil {
+		t.Fatal(err)
+	}
+	mw.waitState(ctx, t, id, ec2types.InstanceStateNameStopped)
+
+	// Another build: the same program, another digest.
+	newBinary := append(bytes.Clone(mw.binary), "\nautoami test: another build\n"...)
+	newURL, newSum := mw.upload(ctx, t, newBinary)
+	newCA := testpki.NewCA(t, "autoami rotated client CA")
+	userData := mw.userData(bootstrap{URL: newURL, SHA256: newSum, CAPEM: string(newCA.PEM)})
+	// AWS wants base64 here too; the SDK encodes the blob once more.
+	if _, err := mw.ec2.ModifyInstanceAttribute(ctx, &ec2.ModifyInstanceAttributeInput{InstanceId: aws.String(id),
+		UserData: &ec2types.SecureBlobAttributeValue{Value: []byte(base64.StdEncoding.EncodeToString([]byte(userData)))}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mw.ec2.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{id}}); err != nil {
+		t.Fatal(err)
+	}
+	mw.waitState(ctx, t, id, ec2types.InstanceStateNameRunning)
+	again := mw.waitFingerprints(ctx, t, id, 2)
+	if again[1] != fps[0] {
+		t.Fatalf("fingerprint after the upgrade %s, before %s", again[1], fps[0])
+	}
+	m := mw.machine(ctx, t, id)
+	installed, err := os.ReadFile(filepath.Join(m.Dir, "root/usr/local/bin/unpacker"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sha256.Sum256(installed); hex.EncodeToString(got[:]) != newSum {
+		t.Fatalf("the binary after the start is not the new build:\n%s", mw.console(ctx, t, id, true))
+	}
+	if _, err := os.Stat(filepath.Join(m.Dir, "root/usr/local/bin/unpacker.new")); !os.IsNotExist(err) {
+		t.Fatalf("unpacker.new left behind: %v", err)
+	}
+	// Only the new CA's clients get in.
+	newCert := newCA.ClientCertificate(t, "autoami provider after the rotation")
+	c, err := client.New(client.Config{Address: net.JoinHostPort(aws.ToString(inst.PrivateIpAddress), fmt.Sprint(wire.DefaultPort)),
+		Fingerprint: fps[0], Certificate: newCert, RetryMax: 40, RetryWaitMax: 250 * time.Millisecond, Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Health(ctx); err != nil {
+		t.Fatalf("a client of the new CA: %v", err)
+	}
+	old, err := client.New(client.Config{Address: net.JoinHostPort(aws.ToString(inst.PrivateIpAddress), fmt.Sprint(wire.DefaultPort)),
+		Fingerprint: fps[0], Certificate: mw.cert, RetryMax: 1, RetryWaitMax: 10 * time.Millisecond, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Health(ctx); err == nil {
+		t.Fatal("a client of the old CA still gets in after the CA changed")
+	}
+}
+
+// The provider's own renderer (internal/unpackerinstance) makes user-data
+// the stand-in runs: the contract's two sides agree.
+func testProviderUserData(t *testing.T, mw *machineWorld) {
+	ctx := mw.reset(t)
+	userData, err := unpackerinstance.UserData(unpackerinstance.Bootstrap{Architecture: "x86_64",
+		ClientCACertificatePEM: string(mw.ca.PEM), BinaryURL: mw.binaryURL, BinarySHA256: mw.binarySum,
+		IdlePoweroff: 30 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := mw.launch(ctx, t, string(userData))
+	inst := mw.waitState(ctx, t, id, ec2types.InstanceStateNameRunning)
+	fps := mw.waitFingerprints(ctx, t, id, 1)
+	if _, err := mw.client(t, inst, fps[0]).Health(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func testReboot(t *testing.T, mw *machineWorld) {
 	ctx := mw.reset(t)
 	id := mw.launch(ctx, t, mw.userData(bootstrap{}))
@@ -287,7 +378,8 @@ func testNotUnderstood(t *testing.T, mw *machineWorld) {
 		userData string
 		want     string
 	}{
-		"cloud-config key":      {mw.userData(bootstrap{Extra: map[string]any{"bootcmd": []string{"echo hi"}}}), "cloud-config keys ['bootcmd']"},
+		"cloud-config key":      {mw.userData(bootstrap{Extra: map[string]any{"hostname": "unpacker"}}), "cloud-config keys ['hostname']"},
+		"per-boot command":      {mw.userData(bootstrap{Extra: map[string]any{"bootcmd": []string{"echo hi"}}}), "bootcmd[0]: 'echo hi'"},
 		"shell script":          {"#!/bin/sh\necho hello\n", "the stand-in runs only #cloud-config"},
 		"download from outside": {mw.userData(bootstrap{URL: "https://example.com/unpacker"}), "'example.com' is not a loopback host"},
 		"unit directive": {mw.userData(bootstrap{Unit: strings.Replace(unit, "[Service]\n", "[Service]\nProtectSystem=strict\n", 1)}),

@@ -149,22 +149,39 @@ func (mw *machineWorld) resetOnly(t *testing.T) context.Context {
 	}
 	mw.ec2 = ec2.NewFromConfig(cfg)
 	s3c := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
-	bucket, key := "autoami-content", "unpacker/"+mw.binarySum
-	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket),
+	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(contentBucket),
 		CreateBucketConfiguration: &s3types.CreateBucketConfiguration{LocationConstraint: s3types.BucketLocationConstraint(machinesRegion)}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(mw.binary)}); err != nil {
+	mw.binaryURL, _ = mw.upload(ctx, t, mw.binary)
+	mw.imageID = mw.image(ctx, t)
+	return ctx
+}
+
+// contentBucket holds the binaries instances download.
+const contentBucket = "autoami-content"
+
+// upload puts a binary into the world's S3 by its digest and returns a
+// presigned GET URL of it, made for the proxy's endpoint, and the digest.
+func (mw *machineWorld) upload(ctx context.Context, t *testing.T, binary []byte) (url, sum string) {
+	t.Helper()
+	cfg, err := mw.Config(ctx, machinesRegion, moto.DefaultAccountID)
+	if err != nil {
 		t.Fatal(err)
 	}
-	req, err := s3.NewPresignClient(s3c).PresignGetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)},
+	s3c := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
+	digest := sha256.Sum256(binary)
+	sum = hex.EncodeToString(digest[:])
+	key := "unpacker/" + sum
+	if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(contentBucket), Key: aws.String(key), Body: bytes.NewReader(binary)}); err != nil {
+		t.Fatal(err)
+	}
+	req, err := s3.NewPresignClient(s3c).PresignGetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(contentBucket), Key: aws.String(key)},
 		s3.WithPresignExpires(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	mw.binaryURL = req.URL
-	mw.imageID = mw.image(ctx, t)
-	return ctx
+	return req.URL, sum
 }
 
 // assertNoHostLeftoversAfterReset: a Reset kills every daemon and releases
@@ -194,6 +211,8 @@ type bootstrap struct {
 	URL string
 	// Unit overrides the content of the systemd unit.
 	Unit string
+	// CAPEM overrides the client CA.
+	CAPEM string
 	// Extra are more top-level cloud-config keys.
 	Extra map[string]any
 }
@@ -216,10 +235,14 @@ func (mw *machineWorld) userData(b bootstrap) string {
 	if b.Unit != "" {
 		unit = b.Unit
 	}
+	ca := string(mw.ca.PEM)
+	if b.CAPEM != "" {
+		ca = b.CAPEM
+	}
 	config := map[string]any{
 		"packages": mw.packages,
 		"write_files": []map[string]string{
-			{"path": "/etc/autoami-unpacker/client-ca.pem", "permissions": "0644", "content": string(mw.ca.PEM)},
+			{"path": "/etc/autoami-unpacker/client-ca.pem", "permissions": "0644", "content": ca},
 			{"path": "/etc/systemd/system/autoami-unpacker.service", "permissions": "0644", "content": unit},
 			{"path": "/etc/default/autoami-unpacker", "permissions": "0644", "content": "UNPACKER_ARGS=" + args + "\n"},
 		},
@@ -230,6 +253,13 @@ func (mw *machineWorld) userData(b bootstrap) string {
 			[]string{"chmod", "0755", "/usr/local/bin/unpacker"},
 			[]string{"systemctl", "daemon-reload"},
 			[]string{"systemctl", "enable", "--now", "autoami-unpacker.service"},
+		},
+		// The per-boot part: a binary of another digest, the client CA.
+		"bootcmd": [][]string{
+			{"sh", "-c", fmt.Sprintf(`if [ -e /usr/local/bin/unpacker ] && ! echo "%[1]s  /usr/local/bin/unpacker" | sha256sum --check --status -; then `+
+				`curl -fsS --retry 5 -o /usr/local/bin/unpacker.new '%[2]s' && echo "%[1]s  /usr/local/bin/unpacker.new" | sha256sum -c - && `+
+				`chmod 0755 /usr/local/bin/unpacker.new && mv -f /usr/local/bin/unpacker.new /usr/local/bin/unpacker; fi`, sum, url)},
+			{"sh", "-c", fmt.Sprintf(`if [ -e /etc/autoami-unpacker/client-ca.pem ]; then printf '%%s' '%s' > /etc/autoami-unpacker/client-ca.pem; fi`, ca)},
 		},
 	}
 	for k, v := range b.Extra {

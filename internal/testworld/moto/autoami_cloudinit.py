@@ -18,8 +18,9 @@ import urllib.parse
 import yaml
 
 # Debian packages an unpacker's user-data may install: the table in
-# deploy/README.md ("Debian packages the instance needs"); a Go test keeps
-# the two equal. The stand-in installs nothing (the host has the tools).
+# deploy/README.md ("Debian packages the instance needs") and the arm64
+# GRUB package named below it; a Go test keeps them equal. The stand-in
+# installs nothing (the host has the tools).
 DEBIAN_PACKAGES = (
     "curl",
     "ca-certificates",
@@ -33,7 +34,17 @@ DEBIAN_PACKAGES = (
     "grub-pc-bin",
     "grub-efi-amd64-bin",
     "xfsprogs",
+    "grub-efi-arm64-bin",
 )
+
+# Debian builds these for some architectures only (EC2's names), and an
+# apt-get install naming a package the architecture lacks installs nothing at
+# all: on AWS such a bootstrap would leave the daemon without its tools.
+_PACKAGE_ARCHITECTURES = {
+    "grub-pc-bin": ("x86_64", "i386"),
+    "grub-efi-amd64-bin": ("x86_64", "i386"),
+    "grub-efi-arm64-bin": ("arm64",),
+}
 
 
 
@@ -360,11 +371,49 @@ def _parse_write_files(entries):
     return files
 
 
+# The two per-boot forms of the contract's bootcmd (deploy/README.md): install
+# a binary of another digest (downloaded beside it, verified, renamed over
+# it), and rewrite a file that exists (the client CA).
+_UPGRADE = re.compile(
+    r"""^if \[ -e (?P<path>/[^\s'"]+) \] && ! echo "(?P<digest>[0-9a-f]{64})  (?P=path)" \| sha256sum --check --status -; """
+    r"""then curl -fsS --retry (?P<retries>\d+) -o (?P=path)\.new '(?P<url>[^'\s]+)' && """
+    r"""echo "(?P=digest)  (?P=path)\.new" \| sha256sum -c - && chmod (?P<mode>0?[0-7]{3,4}) (?P=path)\.new && """
+    r"""mv -f (?P=path)\.new (?P=path); fi$""")
+_WRITE_IF_EXISTS = re.compile(
+    r"""^if \[ -e (?P<path>/[^\s'"]+) \]; then printf '%s' '(?P<content>[^']*)' > (?P=path); fi$""", re.S)
+
+
+def _parse_bootcmd(items):
+    if not isinstance(items, list):
+        raise NotUnderstood("bootcmd: not a list")
+    steps = []
+    for index, item in enumerate(items):
+        where = f"bootcmd[{index}]"
+        if not (isinstance(item, list) and len(item) == 3 and item[:2] == ["sh", "-c"] and isinstance(item[2], str)):
+            raise NotUnderstood(f"{where}: {item!r} (the stand-in runs only the contract's two sh -c forms)")
+        upgrade, write = _UPGRADE.match(item[2]), _WRITE_IF_EXISTS.match(item[2])
+        if upgrade:
+            path = _absolute(upgrade["path"], where)
+            curl = _parse_curl(["curl", "-fsS", "--retry", upgrade["retries"], "-o", path + ".new", upgrade["url"]], where)
+            steps.append({"op": "upgrade", "path": path, "digest": upgrade["digest"], "mode": int(upgrade["mode"], 8),
+                          "curl": curl})
+        elif write:
+            steps.append({"op": "write-if-exists", "path": _absolute(write["path"], where),
+                          "data": write["content"].encode()})
+        else:
+            raise NotUnderstood(f"{where}: {item[2][:120]!r} is not one of the contract's per-boot forms "
+                                "(install a binary of another digest; rewrite the client CA)")
+    return steps
+
+
 class Bootstrap:
     """A cloud-config the stand-in understands, parsed: what to write, which
-    packages are wanted, the runcmd steps, and the units among the files."""
+    packages are wanted, the runcmd steps, the units among the files, and
+    the bootcmd steps (which run at every boot)."""
 
-    def __init__(self, text):
+    KEYS = ("packages", "write_files", "runcmd", "bootcmd")
+
+    def __init__(self, text, architecture):
         try:
             config = yaml.safe_load(text)
         except yaml.YAMLError as exc:
@@ -373,52 +422,91 @@ class Bootstrap:
             config = {}
         if not isinstance(config, dict):
             raise NotUnderstood("cloud-config is not a mapping")
-        unknown = set(config) - {"packages", "write_files", "runcmd"}
+        unknown = set(config) - set(self.KEYS)
         if unknown:
-            raise NotUnderstood(f"cloud-config keys {sorted(unknown)} (the stand-in knows packages, write_files, runcmd)")
+            raise NotUnderstood(f"cloud-config keys {sorted(unknown)} (the stand-in knows {', '.join(self.KEYS)})")
         packages = config.get("packages", [])
         if not isinstance(packages, list):
             raise NotUnderstood("packages: not a list")
         for package in packages:
             if package not in DEBIAN_PACKAGES:
                 raise NotUnderstood(f"packages: {package!r} is not among the packages deploy/README.md lists")
+            built_for = _PACKAGE_ARCHITECTURES.get(package)
+            if built_for and architecture not in built_for:
+                raise NotUnderstood(f"packages: Debian has no {package} for {architecture} (only {', '.join(built_for)}); "
+                                    "apt-get would install none of the packages")
         self.packages = packages
         self.files = _parse_write_files(config.get("write_files", []))
         written = {f["path"]: f for f in self.files}
         self.steps = _parse_runcmd(config.get("runcmd", []), written) if "runcmd" in config else []
+        self.bootcmd = _parse_bootcmd(config.get("bootcmd", []))
         self.units = {}
+        ports = []
         for step in self.steps:
             if step["op"] == "enable-now":
                 unit = Unit(step["unit"], written[step["path"]]["data"].decode("utf-8", "replace"))
                 self.units[step["unit"]] = unit
-                for word in unit.exec_start:
-                    if word.split("=", 1)[0] in ("--local-devices", "-local-devices"):
-                        raise NotUnderstood(f"unit {unit.name}: ExecStart has --local-devices; the test world adds it")
-                for item in unit.environment:
-                    if item[0] == "file" and item[1] in written:
-                        env = parse_environment_file(written[item[1]]["data"].decode("utf-8", "replace"), item[1])
-                        for word in " ".join(env.values()).split():
-                            if word.split("=", 1)[0] in ("--local-devices", "-local-devices"):
-                                raise NotUnderstood(f"{item[1]}: --local-devices; the test world adds it")
-        listen = [self._listen_port(u) for u in self.units.values()]
-        self.port = listen[0] if listen else None
 
-    @staticmethod
-    def _listen_port(unit):
-        words = unit.exec_start
-        for i, word in enumerate(words):
-            value = None
-            if word in ("--listen", "-listen") and i + 1 < len(words):
-                value = words[i + 1]
-            elif word.startswith(("--listen=", "-listen=")):
-                value = word.split("=", 1)[1]
-            if value is not None:
-                host, colon, port = value.rpartition(":")
-                if not colon or not port.isdigit():
-                    raise NotUnderstood(f"unit {unit.name}: --listen {value!r} is not [HOST]:PORT")
-                return int(port)
-        raise NotUnderstood(f"unit {unit.name}: ExecStart has no --listen (the stand-in must know the port to "
-                            "give the daemon an address of its own)")
+                def read(path):
+                    return written[path]["data"].decode("utf-8", "replace") if path in written else None
+
+                words = expand_command(unit, unit_environment(unit, read))
+                for word in words:
+                    if word.split("=", 1)[0] in ("--local-devices", "-local-devices"):
+                        raise NotUnderstood(f"unit {unit.name}: its command line has --local-devices; the test world adds it")
+                ports.append(listen_port(words, unit.name))
+        self.port = ports[0] if ports else None
+
+
+def unit_environment(unit, read):
+    """The unit's Environment= and EnvironmentFile= (read(path) gives a
+    file's text, None when it does not exist), in order, as systemd merges
+    them."""
+    env = {}
+    for item in unit.environment:
+        if item[0] == "env":
+            env.update(item[1])
+            continue
+        _, path, optional = item
+        text = read(path)
+        if text is None:
+            if not optional:
+                raise NotUnderstood(f"unit {unit.name}: Failed to load environment files: {path} does not exist")
+            continue
+        env.update(parse_environment_file(text, path))
+    return env
+
+
+def expand_command(unit, env):
+    """ExecStart with $NAME (a word of its own: split at whitespace) and
+    ${NAME} (inside a word: one word) expanded as systemd does."""
+    words = []
+    for word in unit.exec_start:
+        if re.fullmatch(r"\$[A-Za-z_][A-Za-z0-9_]*", word):
+            words.extend(env.get(word[1:], "").split())
+        else:
+            words.append(re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: env.get(m.group(1), ""), word))
+    return words
+
+
+def listen_port(words, unit_name):
+    """The port of the last --listen (the daemon's flags: the last wins)."""
+    port = None
+    for i, word in enumerate(words):
+        value = None
+        if word in ("--listen", "-listen") and i + 1 < len(words):
+            value = words[i + 1]
+        elif word.startswith(("--listen=", "-listen=")):
+            value = word.split("=", 1)[1]
+        if value is not None:
+            _, colon, number = value.rpartition(":")
+            if not colon or not number.isdigit():
+                raise NotUnderstood(f"unit {unit_name}: --listen {value!r} is not [HOST]:PORT")
+            port = int(number)
+    if port is None:
+        raise NotUnderstood(f"unit {unit_name}: its command line has no --listen (the stand-in must know the port "
+                            "to give the daemon an address of its own)")
+    return port
 
 
 def parse_environment_file(text, path):

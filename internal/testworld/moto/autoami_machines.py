@@ -9,8 +9,9 @@ behaviour it follows ("AWS:"), and adds one line to ADDITIONS.
 
 The stand-in understands exactly the bootstrap contract of an unpacker
 (deploy/README.md, "Bootstrap contract"; parsed by autoami_cloudinit): the
-cloud-config keys packages, write_files and runcmd, the runcmd forms listed
-there, and the directives of deploy/systemd/autoami-unpacker.service.
+cloud-config keys packages, write_files, runcmd and bootcmd, the runcmd and
+bootcmd forms listed there, and the directives of
+deploy/systemd/autoami-unpacker.service.
 Anything else in a cloud-config
 (another key, another command, another unit directive) fails the instance at
 launch: it goes pending -> terminated with StateReason
@@ -45,9 +46,11 @@ and the instance becomes running after the "instance" pending duration;
 StopInstances stops the daemon (SIGTERM, TimeoutStopSec, SIGKILL), unmounts
 what it mounted and detaches the loop devices of its devices (a stopped
 machine keeps neither), stays stopping for "instanceStopping", then stopped;
-StartInstances boots again: the units enabled by systemctl enable start from
-the kept root (same state directory and server key, so the same
-fingerprint), and cloud-init does not run again (its modules run once per
+StartInstances boots again: the bootcmd of the user-data the instance has
+now runs (cloud-init reads it at every boot: a new binary, a new client CA),
+then the units enabled by systemctl enable start from the kept root (same
+state directory and server key, so the same fingerprint); write_files,
+packages and runcmd do not run again (cloud-init runs them once per
 instance); RebootInstances stops and boots while the instance stays running;
 TerminateInstances stops, stays shutting-down for "instanceShuttingDown",
 detaches and deletes volumes (moto, autoami_blocks), removes the instance
@@ -107,7 +110,8 @@ import autoami_moto as core
 core.ADDITIONS.extend([
     "Instances run their cloud-config user-data through a cloud-init/systemd stand-in: an unpacker's "
     "bootstrap (deploy/README.md) starts a real `unpacker serve` on a loopback address of its own "
-    "(PrivateIpAddress), with --local-devices; anything else in a cloud-config fails the instance",
+    "(PrivateIpAddress), with --local-devices; its per-boot part (bootcmd) runs at every start with the "
+    "user-data of that boot (a new binary, a new client CA); anything else in a cloud-config fails the instance",
     "Instance states: pending/stopping/shutting-down (knob), stop/start/reboot/terminate act on the "
     "daemon and its mounts and loop devices; idle power-off stops the instance "
     "(Client.InstanceInitiatedShutdown); IncorrectInstanceState for stop/start/reboot in the wrong state",
@@ -221,14 +225,9 @@ class Machine:
         self.worker = None
         self.listener = None
         try:
-            raw = base64.b64decode(str(instance.user_data)) if instance.user_data is not None else b""
-            kind, text = cloudinit.classify_user_data(raw)
-            if kind == "cloud-config":
-                self.bootstrap = cloudinit.Bootstrap(text)
+            self.bootstrap = self._read_user_data()
         except cloudinit.NotUnderstood as exc:
             self.failure = str(exc)
-        except ValueError as exc:
-            self.failure = f"user-data is not base64: {exc}"
         if self.bootstrap is not None and self.bootstrap.port is not None:
             self.address = host.allocate_address(self.bootstrap.port)
             nic = instance.nics.get(0)
@@ -241,6 +240,20 @@ class Machine:
         instance._reason = ""
         with _MACHINES_LOCK:
             _MACHINES[(self.account, self.region, self.id)] = self
+
+    def _read_user_data(self):
+        """The instance's user-data as the stand-in runs it: a Bootstrap, or
+        None for user-data cloud-init ignores. Raises NotUnderstood.
+        cloud-init reads the user-data again at every boot (bootcmd runs
+        the commands of the user-data the instance has then)."""
+        try:
+            raw = base64.b64decode(str(self.instance.user_data)) if self.instance.user_data is not None else b""
+        except ValueError as exc:
+            raise cloudinit.NotUnderstood(f"user-data is not base64: {exc}") from exc
+        kind, text = cloudinit.classify_user_data(raw)
+        if kind != "cloud-config":
+            return None
+        return cloudinit.Bootstrap(text, self.instance.architecture)
 
     # -- console --
 
@@ -397,20 +410,10 @@ class Machine:
     # -- operations (worker thread) --
 
     def _op_launch(self):
-        if self.failure is not None:
-            self.console(f"cloud-init: user-data not understood: {self.failure}")
-            _log(f"{self.account}/{self.region}/{self.id}: user-data not understood: {self.failure}")
         if not self._wait(core.HARNESS.pending.get("instance", 0.0), "pending"):
             return
         if self.failure is not None:
-            with self.lock:
-                if self.state() != "pending":
-                    return
-                self._moto_terminate()
-                self._post()
-                self._finish()
-                message = f"{NOT_UNDERSTOOD}: {self.failure}"
-                self._set_state("terminated", NOT_UNDERSTOOD, message, message)
+            self._fail("pending", self.failure)
             return
         with self.lock:
             if self.state() != "pending":
@@ -422,7 +425,38 @@ class Machine:
         if self.bootstrap is None:
             self.console("cloud-init: no cloud-config in the user-data; nothing to run")
             return
+        # cloud-init's init stage: bootcmd (every boot), then write_files.
+        self._run_bootcmd(self.bootstrap)
         self._run_bootstrap()
+
+    def _fail(self, state, failure):
+        """User-data the stand-in does not run ends the instance: terminated,
+        with TestWorld.UserDataNotUnderstood naming what."""
+        self.console(f"cloud-init: user-data not understood: {failure}")
+        _log(f"{self.account}/{self.region}/{self.id}: user-data not understood: {failure}")
+        self._halt_services(force=True)
+        self._release()
+        with self.lock:
+            if self.state() != state:
+                return
+            self._moto_terminate()
+            self._post()
+            self._finish()
+            message = f"{NOT_UNDERSTOOD}: {failure}"
+            self._set_state("terminated", NOT_UNDERSTOOD, message, message)
+
+    def _boot_user_data(self, state):
+        """At a later boot: the user-data of this boot (it may have changed
+        while the instance was stopped), its bootcmd run; False when the
+        instance failed on it."""
+        try:
+            bootstrap = self._read_user_data()
+        except cloudinit.NotUnderstood as exc:
+            self._fail(state, str(exc))
+            return False
+        if bootstrap is not None:
+            self._run_bootcmd(bootstrap)
+        return True
 
     def _op_start(self):
         if not self._wait(core.HARNESS.pending.get("instance", 0.0), "pending"):
@@ -435,7 +469,8 @@ class Machine:
             self.instance.state_reason = StateReason()
             self.console(f"instance {self.id} running again")
             self._post()
-        self._boot()
+        if self._boot_user_data("running"):
+            self._boot()
 
     def _op_reboot(self):
         self.console("reboot")
@@ -445,7 +480,8 @@ class Machine:
             if self.state() != "running":
                 return
             self._post()
-        self._boot()
+        if self._boot_user_data("running"):
+            self._boot()
 
     def _op_halt(self, then, by_instance, force=False):
         self._halt_services(force=force)
@@ -492,6 +528,40 @@ class Machine:
         self._start_unit(service.unit)
 
     # -- bootstrap: cloud-init's modules, once per instance --
+
+    def _run_bootcmd(self, bootstrap):
+        """cloud-init's bootcmd: every boot, before the units start; one sh
+        script without -e, so a failed item does not stop the next."""
+        for index, step in enumerate(bootstrap.bootcmd):
+            with self.lock:
+                if self.cancelled:
+                    raise Cancelled()
+                if self.state() != "running":
+                    return
+            path = self._in_root(step["path"])
+            if not os.path.exists(path):
+                continue  # the first boot: runcmd and write_files install it
+            if step["op"] == "write-if-exists":
+                with open(path, "wb") as f:
+                    f.write(step["data"])
+                continue
+            if self._digest(path) == step["digest"]:
+                continue
+            self.console(f"cloud-init: bootcmd[{index}]: {step['path']} is not {step['digest'][:12]}...; installing it")
+            new = step["path"] + ".new"
+            error = self._curl(step["curl"])
+            if error is None:
+                error = self._run_step({"op": "sha256", "digest": step["digest"], "path": new})
+            if error is None:
+                os.chmod(self._in_root(new), step["mode"])
+                os.replace(self._in_root(new), path)
+            else:
+                self.console(f"cloud-init: bootcmd[{index}] failed: {error}")
+
+    @staticmethod
+    def _digest(path):
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
 
     def _run_bootstrap(self):
         b = self.bootstrap
@@ -629,30 +699,20 @@ class Machine:
                 self.console(f"systemd: {error}")
 
     def _environment(self, unit):
-        env = {}
-        for item in unit.environment:
-            if item[0] == "env":
-                env.update(item[1])
-                continue
-            _, path, optional = item
+        def read(path):
             try:
                 with open(self._in_root(path), encoding="utf-8") as f:
-                    env.update(cloudinit.parse_environment_file(f.read(), path))
+                    return f.read()
             except FileNotFoundError:
-                if not optional:
-                    raise cloudinit.NotUnderstood(f"Failed to load environment files: {path} does not exist")
-        return env
+                return None
+
+        return cloudinit.unit_environment(unit, read)
 
     def _command(self, unit, env):
         """ExecStart with $NAME / ${NAME} expanded as systemd does, absolute
         paths mapped into the instance root, the listen host replaced by the
         machine's own address, and --local-devices added."""
-        words = []
-        for word in unit.exec_start:
-            if re.fullmatch(r"\$[A-Za-z_][A-Za-z0-9_]*", word):
-                words.extend(env.get(word[1:], "").split())
-            else:
-                words.append(re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: env.get(m.group(1), ""), word))
+        words = cloudinit.expand_command(unit, env)
         out, i = [], 0
         while i < len(words):
             word = words[i]

@@ -423,7 +423,8 @@ func TestConsoleOutputLatestAndBuffered(t *testing.T) {
 }
 
 // The Debian packages an unpacker's user-data may name are those
-// deploy/README.md lists, in the stand-in as in the document.
+// deploy/README.md lists (its table, and the arm64 GRUB package named below
+// it), in the stand-in as in the document.
 func TestStandInPackagesAreTheDocumentedOnes(t *testing.T) {
 	py, err := harnessFiles.ReadFile("autoami_cloudinit.py")
 	if err != nil {
@@ -450,6 +451,11 @@ func TestStandInPackagesAreTheDocumentedOnes(t *testing.T) {
 	for _, row := range regexp.MustCompile("(?m)^\\| `([a-z0-9.+-]+)` \\|").FindAllStringSubmatch(table, -1) {
 		documented = append(documented, row[1])
 	}
+	arm64 := regexp.MustCompile("On arm64 instances `([a-z0-9.+-]+)` replaces").FindStringSubmatch(table)
+	if arm64 == nil {
+		t.Fatal("deploy/README.md names no arm64 GRUB package below its table")
+	}
+	documented = append(documented, arm64[1])
 	if len(documented) == 0 || !slices.Equal(standIn, documented) {
 		t.Fatalf("stand-in packages %v, deploy/README.md %v", standIn, documented)
 	}
@@ -564,6 +570,9 @@ func TestCloudConfigStandIn(t *testing.T) {
 		"not YAML":         {[]byte("#cloud-config\nwrite_files: [\n"), "cloud-config is not YAML"},
 		"#include":         {[]byte("#include\nhttp://127.0.0.1/x\n"), "runs only #cloud-config"},
 		"gzip user-data":   {[]byte{0x1f, 0x8b, 8, 0}, "gzip-compressed user-data"},
+		"other bootcmd":    {[]byte("#cloud-config\nbootcmd:\n  - [sh, -c, 'echo hi']\n"), "not one of the contract's per-boot forms"},
+		"arm64 package on x86_64": {[]byte("#cloud-config\npackages: [grub-efi-arm64-bin]\n"),
+			"Debian has no grub-efi-arm64-bin for x86_64"},
 	}
 	for name, tc := range refused {
 		inst := launchWithUserData(t, ctx, c, image, tc.userData)
