@@ -20,10 +20,10 @@ provider "autoami" {
 }
 
 # The rules for security rebuilds: critical at once, the rest in the night
-# window, low-severity updates only when approved, best before 30 days.
+# build window, low-severity updates only when approved, best before 30 days.
 resource "autoami_policy" "demo" {
   name = "demo"
-  security_windows = {
+  rebuild_delays = {
     critical = "immediate"
     high     = "24h"
     low      = "manual"

@@ -24,62 +24,65 @@ import (
 	_ "time/tzdata"
 )
 
-// Window is how long after its release an update of some level may wait
-// before the image is rebuilt: Immediate, Within a duration, or Manual
-// (never automatically; a person approves). The zero Window is "unset", which
-// a Policy replaces with the level's default.
+// Delay is how long something may wait: Immediate, Within a duration, or
+// Manual (never automatically; a person approves). The zero Delay is
+// "unset", which a Policy replaces with the default.
 //
-// Retention.DeregisterAfter reuses the type: Immediate deregisters a revision
-// as soon as it falls out of the kept set, Manual never does.
-type Window struct {
-	kind   windowKind
+// A level's rebuild delay (RebuildDelays) is how long after the new base
+// image's creation date an update of that level may wait before the stream
+// is rebuilt; that instant is the update's deadline. Retention.DeregisterAfter
+// is a Delay too: Immediate deregisters a revision as soon as it falls out of
+// the kept set, Manual never does. (The build window, a daily time of day, is
+// a different thing: BuildWindow.)
+type Delay struct {
+	kind   delayKind
 	within time.Duration
 }
 
-type windowKind uint8
+type delayKind uint8
 
 const (
-	windowUnset windowKind = iota
-	windowImmediate
-	windowWithin
-	windowManual
+	delayUnset delayKind = iota
+	delayImmediate
+	delayWithin
+	delayManual
 )
 
-// Immediate returns the window that rebuilds as soon as an update appears.
-func Immediate() Window { return Window{kind: windowImmediate} }
+// Immediate returns the delay that acts as soon as possible (a rebuild as
+// soon as an update appears).
+func Immediate() Delay { return Delay{kind: delayImmediate} }
 
-// Manual returns the window that never rebuilds without a person's approval.
-func Manual() Window { return Window{kind: windowManual} }
+// Manual returns the delay that never acts without a person's approval.
+func Manual() Delay { return Delay{kind: delayManual} }
 
-// Within returns the window that allows d after the release; d ≤ 0 is
-// Immediate.
-func Within(d time.Duration) Window {
+// Within returns the delay that allows d; d ≤ 0 is Immediate.
+func Within(d time.Duration) Delay {
 	if d <= 0 {
 		return Immediate()
 	}
-	return Window{kind: windowWithin, within: d}
+	return Delay{kind: delayWithin, within: d}
 }
 
-// ParseWindow reads "immediate", "manual" or a duration as ParseDuration
+// ParseDelay reads "immediate", "manual" or a duration as ParseDuration
 // accepts it. The error lists the accepted forms.
-func ParseWindow(s string) (Window, error) { return parseWindow(s) }
+func ParseDelay(s string) (Delay, error) { return parseDelay(s) }
 
-// String renders the window the way ParseWindow reads it ("immediate",
-// "manual", "4h", "7d"); the unset window renders as "".
-func (w Window) String() string { return w.string() }
+// String renders the delay the way ParseDelay reads it ("immediate",
+// "manual", "4h", "7d"); the unset delay renders as "".
+func (d Delay) String() string { return d.string() }
 
-// IsSet reports whether the window is not the zero (unset) Window.
-func (w Window) IsSet() bool { return w.kind != windowUnset }
+// IsSet reports whether the delay is not the zero (unset) Delay.
+func (d Delay) IsSet() bool { return d.kind != delayUnset }
 
-// IsImmediate reports whether the window is Immediate.
-func (w Window) IsImmediate() bool { return w.kind == windowImmediate }
+// IsImmediate reports whether the delay is Immediate.
+func (d Delay) IsImmediate() bool { return d.kind == delayImmediate }
 
-// IsManual reports whether the window is Manual.
-func (w Window) IsManual() bool { return w.kind == windowManual }
+// IsManual reports whether the delay is Manual.
+func (d Delay) IsManual() bool { return d.kind == delayManual }
 
-// Duration returns the allowed delay and true for a Within window, and 0 and
+// Duration returns the allowed time and true for a Within delay, and 0 and
 // false otherwise.
-func (w Window) Duration() (time.Duration, bool) { return w.within, w.kind == windowWithin }
+func (d Delay) Duration() (time.Duration, bool) { return d.within, d.kind == delayWithin }
 
 // ParseDuration reads a policy duration: a positive whole number of minutes,
 // hours, days or weeks ("30m", "4h", "7d", "2w"), or several of them largest
@@ -149,16 +152,18 @@ func (w BuildWindow) Next(t time.Time) (start, end time.Time) {
 	return o.start, o.end
 }
 
-// SecurityWindows holds the window of each security level. Unset windows take
-// the defaults (DefaultSecurityWindows); an unset Unknown takes High's.
-type SecurityWindows struct {
-	Critical, High, Medium, Low, Unknown Window
+// RebuildDelays holds the rebuild delay of each security level: how long
+// after the new base image's creation date an update of that level may wait.
+// Unset delays take the defaults (DefaultRebuildDelays); an unset Unknown
+// takes High's.
+type RebuildDelays struct {
+	Critical, High, Medium, Low, Unknown Delay
 }
 
-// DefaultSecurityWindows returns the defaults: critical within 4h, high within
+// DefaultRebuildDelays returns the defaults: critical within 4h, high within
 // 24h, medium within 7d, low manual, unknown like high.
-func DefaultSecurityWindows() SecurityWindows {
-	return SecurityWindows{
+func DefaultRebuildDelays() RebuildDelays {
+	return RebuildDelays{
 		Critical: Within(4 * time.Hour),
 		High:     Within(24 * time.Hour),
 		Medium:   Within(7 * day),
@@ -175,7 +180,7 @@ type Retention struct {
 	// DeregisterAfter is how long a revision that fell out of the kept set
 	// stays registered (deprecated) before it is deregistered: Immediate,
 	// Within a duration, or Manual for never. Unset means 30d.
-	DeregisterAfter Window
+	DeregisterAfter Delay
 	// DeleteSnapshots deletes a deregistered revision's snapshots too.
 	DeleteSnapshots bool
 }
@@ -212,8 +217,8 @@ func DefaultPrices() map[string]RegionPrices { return defaultPrices() }
 type Policy struct {
 	// Name identifies the policy (e.g. "prod").
 	Name string
-	// SecurityWindows is how long each level may wait.
-	SecurityWindows SecurityWindows
+	// RebuildDelays is how long each level may wait.
+	RebuildDelays RebuildDelays
 	// MaxAge is the best-before age of a published AMI (default 30d), also
 	// its EC2 deprecation time.
 	MaxAge time.Duration
@@ -239,9 +244,9 @@ func (p Policy) WithDefaults() Policy { return p.withDefaults() }
 // field that is wrong.
 func (p Policy) Validate() error { return p.validate() }
 
-// WindowFor returns the window that applies to an update of level, with
+// RebuildDelayFor returns the rebuild delay of an update of level, with
 // defaults applied; an unrecognised level is treated as securitylevel.Unknown.
-func (p Policy) WindowFor(level securitylevel.Level) Window { return p.windowFor(level) }
+func (p Policy) RebuildDelayFor(level securitylevel.Level) Delay { return p.rebuildDelayFor(level) }
 
 // PricesFor returns the unit prices for region: the policy's override, else
 // the built-in entry, else the default entry (exact is then false).
@@ -262,7 +267,7 @@ func (p Policy) Summary() string { return p.summary() }
 func (p Policy) Document() ([]byte, error) { return p.document() }
 
 // DocumentVersion is the version number written into policy documents.
-const DocumentVersion = 1
+const DocumentVersion = 2
 
 // ParseDocument reads a policy document, checks it, and returns the policy
 // with defaults filled in. Errors name the offending field.
@@ -273,9 +278,10 @@ func ParseDocument(data []byte) (Policy, error) { return parseDocument(data) }
 type BaseImageUpdate struct {
 	OldImageID, OldImageName string
 	NewImageID, NewImageName string
-	// ReleasedAt is when the new image appeared (its creation date). A time
-	// after now (clock skew) counts as now.
-	ReleasedAt time.Time
+	// NewImageCreationDate is the new image's creation date (EC2's
+	// CreationDate); its level's rebuild delay counts from it. A time after
+	// now (clock skew) counts as now.
+	NewImageCreationDate time.Time
 	// Level is the update's severity; "" (and a word securitylevel.Parse
 	// does not accept) means securitylevel.Unknown, whose delay applies.
 	Level securitylevel.Level
@@ -289,8 +295,8 @@ type BaseImageUpdate struct {
 // ImageAge describes a published AMI to check against the policy's MaxAge.
 type ImageAge struct {
 	ImageID, ImageName string
-	// CreatedAt is the AMI's creation time; a time after now counts as now.
-	CreatedAt time.Time
+	// CreationDate is the AMI's creation time; a time after now counts as now.
+	CreationDate time.Time
 }
 
 // CostInput describes what a stream keeps published, for the estimator.
@@ -342,8 +348,8 @@ type Action int
 const (
 	// NothingToDo: no rebuild is due.
 	NothingToDo Action = iota
-	// AwaitingApproval: the level's window is manual; nothing happens until a
-	// person approves.
+	// AwaitingApproval: the level's rebuild delay is manual; nothing happens
+	// until a person approves.
 	AwaitingApproval
 	// Deferred: a rebuild is due and waits for the next build window, which
 	// opens before the deadline.
@@ -372,15 +378,17 @@ type Decision struct {
 	// Level is the update's level, canonical (securitylevel.Unknown for an
 	// unlabelled update); empty for TriggerMaxAge.
 	Level securitylevel.Level
-	// Deadline is when the rebuild is due: release + the level's window, or
-	// creation + MaxAge. Zero for AwaitingApproval.
+	// Deadline is when the rebuild is due: the new base image's creation
+	// date + the level's rebuild delay, or the AMI's creation date + MaxAge.
+	// Zero for AwaitingApproval.
 	Deadline time.Time
-	// NextWindowStart and NextWindowEnd bound the build window opening that
-	// contains now, or else the next one; zero without a build window.
-	NextWindowStart, NextWindowEnd time.Time
-	// InWindow reports whether now is inside a build window opening (always
-	// true without a build window).
-	InWindow bool
+	// NextBuildWindowStart and NextBuildWindowEnd bound the build window
+	// opening that contains now, or else the next one; zero without a build
+	// window.
+	NextBuildWindowStart, NextBuildWindowEnd time.Time
+	// InBuildWindow reports whether now is inside a build window opening
+	// (always true without a build window).
+	InBuildWindow bool
 	// Reason is one sentence naming the images, the level and the times.
 	Reason string
 	// Budget check, when the Change carried a Cost and the policy a Budget.
@@ -402,13 +410,14 @@ func (d Decision) Headline() string { return d.headline() }
 
 // Decide applies p to c at time now.
 //
-// For a base image update with deadline = release + the level's window:
-// manual → AwaitingApproval; immediate, past the deadline, no build window, or
-// inside a build window → RebuildNow; otherwise Deferred to the next window
-// if it starts strictly before the deadline, else RebuildNow.
+// For a base image update with deadline = the new image's creation date +
+// the level's rebuild delay: manual → AwaitingApproval; immediate, past the
+// deadline, no build window, or inside a build window → RebuildNow; otherwise
+// Deferred to the next build window if it opens strictly before the
+// deadline, else RebuildNow.
 //
-// For an AMI with deadline = creation + MaxAge the rebuild aims at the last
-// window opening that starts before the deadline, so the AMI is replaced
+// For an AMI with deadline = its creation date + MaxAge the rebuild aims at
+// the last build window opening that starts before the deadline, so the AMI is replaced
 // before it expires: inside or past that opening → RebuildNow; when it is the
 // next opening → Deferred; earlier → NothingToDo. Without a build window, or
 // when that opening began before the AMI was created (max age shorter than

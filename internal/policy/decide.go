@@ -30,10 +30,10 @@ func decide(c Change, p Policy, now time.Time) (Decision, error) {
 	return d, nil
 }
 
-// windowState returns whether now is inside a build window opening and the
+// buildWindowState returns whether now is inside a build window opening and the
 // opening that contains now or comes next; without a build window the answer
 // is always "inside" and the opening is zero.
-func windowState(p Policy, now time.Time) (bool, occurrence) {
+func buildWindowState(p Policy, now time.Time) (bool, occurrence) {
 	if p.BuildWindow == nil {
 		return true, occurrence{}
 	}
@@ -44,33 +44,33 @@ func windowState(p Policy, now time.Time) (bool, occurrence) {
 func decideUpdate(u BaseImageUpdate, p Policy, now time.Time) Decision {
 	level, err := securitylevel.Parse(string(u.Level))
 	if err != nil {
-		level = securitylevel.Unknown // the brief: unknown updates fall back to the unknown window
+		level = securitylevel.Unknown // the brief: unknown updates fall back to the unknown level's delay
 	}
-	window := p.windowFor(level)
-	released, skewed := u.ReleasedAt, u.ReleasedAt.After(now)
+	delay := p.rebuildDelayFor(level)
+	created, skewed := u.NewImageCreationDate, u.NewImageCreationDate.After(now)
 	if skewed {
-		released = now // the image exists, so it was released by now
+		created = now // the image exists, so it was created by now
 	}
 	r := newReasoner(p)
 	d := Decision{Trigger: TriggerBaseImageUpdate, Level: level, loc: r.loc}
 	var o occurrence
-	d.InWindow, o = windowState(p, now)
-	d.NextWindowStart, d.NextWindowEnd = o.start, o.end
+	d.InBuildWindow, o = buildWindowState(p, now)
+	d.NextBuildWindowStart, d.NextBuildWindowEnd = o.start, o.end
 	subject := r.updateSubject(u, level, skewed)
 
-	if window.IsManual() {
+	if delay.IsManual() {
 		d.Action = AwaitingApproval
 		d.Reason = subject + r.awaitingApproval(level, u.ApprovalHint)
 		return d
 	}
-	if window.IsImmediate() {
-		d.Action, d.Deadline = RebuildNow, released
-		d.Reason = subject + fmt.Sprintf("; rebuild now because the %s window is immediate.", level)
+	if delay.IsImmediate() {
+		d.Action, d.Deadline = RebuildNow, created
+		d.Reason = subject + fmt.Sprintf("; rebuild now because the %s rebuild delay is immediate.", level)
 		return d
 	}
-	span, _ := window.Duration()
-	d.Deadline = released.Add(span)
-	due := fmt.Sprintf("due by %s (%s window %s)", r.time(d.Deadline), level, formatDuration(span))
+	span, _ := delay.Duration()
+	d.Deadline = created.Add(span)
+	due := fmt.Sprintf("due by %s (%s rebuild delay %s)", r.time(d.Deadline), level, formatDuration(span))
 	switch {
 	case !now.Before(d.Deadline):
 		d.Action = RebuildNow
@@ -78,7 +78,7 @@ func decideUpdate(u BaseImageUpdate, p Policy, now time.Time) Decision {
 	case p.BuildWindow == nil:
 		d.Action = RebuildNow
 		d.Reason = subject + "; rebuild now, " + due + ", no build window set."
-	case d.InWindow:
+	case d.InBuildWindow:
 		d.Action = RebuildNow
 		d.Reason = subject + fmt.Sprintf("; rebuild now inside the build window (open until %s), %s.", r.time(o.end), due)
 	case o.start.Before(d.Deadline):
@@ -94,15 +94,15 @@ func decideUpdate(u BaseImageUpdate, p Policy, now time.Time) Decision {
 }
 
 func decideAge(a ImageAge, p Policy, now time.Time) Decision {
-	created, skewed := a.CreatedAt, a.CreatedAt.After(now)
+	created, skewed := a.CreationDate, a.CreationDate.After(now)
 	if skewed {
 		created = now
 	}
 	r := newReasoner(p)
 	d := Decision{Trigger: TriggerMaxAge, Deadline: created.Add(p.MaxAge), loc: r.loc}
 	var o occurrence
-	d.InWindow, o = windowState(p, now)
-	d.NextWindowStart, d.NextWindowEnd = o.start, o.end
+	d.InBuildWindow, o = buildWindowState(p, now)
+	d.NextBuildWindowStart, d.NextBuildWindowEnd = o.start, o.end
 	subject := r.ageSubject(a, skewed, p.MaxAge, d.Deadline, !now.Before(d.Deadline))
 
 	if !now.Before(d.Deadline) {
@@ -171,7 +171,7 @@ func checkBudget(d *Decision, in CostInput, p Policy) error {
 
 func mostUrgent(ds []Decision) Decision {
 	if len(ds) == 0 {
-		return Decision{Action: NothingToDo, InWindow: true, Reason: "Nothing changed."}
+		return Decision{Action: NothingToDo, InBuildWindow: true, Reason: "Nothing changed."}
 	}
 	best := ds[0]
 	for _, d := range ds[1:] {

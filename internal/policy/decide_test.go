@@ -9,7 +9,7 @@ import (
 )
 
 // policyWith returns the default policy with a build window (nil for none)
-// and optional window overrides.
+// and optional overrides.
 func policyWith(bw *BuildWindow, adjust func(*Policy)) Policy {
 	p := Policy{Name: "test", BuildWindow: bw}
 	if adjust != nil {
@@ -21,205 +21,205 @@ func policyWith(bw *BuildWindow, adjust func(*Policy)) Policy {
 func TestDecideBaseImageUpdate(t *testing.T) {
 	utc0206 := func(t *testing.T) *BuildWindow { return mustWindow(t, "02:00", "06:00", "UTC") }
 	tests := []struct {
-		name     string
-		window   func(t *testing.T) *BuildWindow // nil: no build window
-		adjust   func(*Policy)
-		level    securitylevel.Level
-		released string
-		now      string
+		name        string
+		buildWindow func(t *testing.T) *BuildWindow // nil: no build window
+		adjust      func(*Policy)
+		level       securitylevel.Level
+		created     string
+		now         string
 
-		action      Action
-		level2      securitylevel.Level // expected Decision.Level ("" = same as level)
-		deadline    string        // "" = zero
-		inWindow    bool
-		nextStart   string // "" = zero
-		reasonParts []string
+		action        Action
+		level2        securitylevel.Level // expected Decision.Level ("" = same as level)
+		deadline      string              // "" = zero
+		inBuildWindow bool
+		nextStart     string // "" = zero
+		reasonParts   []string
 	}{
 		{
-			name: "immediate window rebuilds at once even outside the build window", window: utc0206,
-			adjust: func(p *Policy) { p.SecurityWindows.Critical = Immediate() },
-			level:  securitylevel.Critical, released: "2025-01-10 10:00", now: "2025-01-10 10:05",
+			name: "immediate delay rebuilds at once even outside the build window", buildWindow: utc0206,
+			adjust: func(p *Policy) { p.RebuildDelays.Critical = Immediate() },
+			level:  securitylevel.Critical, created: "2025-01-10 10:00", now: "2025-01-10 10:05",
 			action: RebuildNow, deadline: "2025-01-10 10:00", nextStart: "2025-01-11 02:00",
-			reasonParts: []string{"security level critical", "rebuild now because the critical window is immediate"},
+			reasonParts: []string{"security level critical", "rebuild now because the critical rebuild delay is immediate"},
 		},
 		{
-			name: "manual window waits for approval", window: utc0206,
-			level: securitylevel.Low, released: "2025-01-01 10:00", now: "2025-03-01 03:00",
-			action: AwaitingApproval, inWindow: true, nextStart: "2025-03-01 02:00",
-			reasonParts: []string{"security level low", "awaiting manual approval because the low window is manual",
+			name: "manual delay waits for approval", buildWindow: utc0206,
+			level: securitylevel.Low, created: "2025-01-01 10:00", now: "2025-03-01 03:00",
+			action: AwaitingApproval, inBuildWindow: true, nextStart: "2025-03-01 02:00",
+			reasonParts: []string{"security level low", "awaiting manual approval because the low rebuild delay is manual",
 				`to approve, set approved_base_image = "ami-new" on the stream.`},
 		},
 		{
-			name:  "no build window: always inside, rebuild now",
-			level: securitylevel.Medium, released: "2025-01-10 10:00", now: "2025-01-10 11:00",
-			action: RebuildNow, deadline: "2025-01-17 10:00", inWindow: true,
-			reasonParts: []string{"rebuild now, due by 2025-01-17 10:00 UTC (medium window 7d), no build window set."},
+			name:  "no build buildWindow: always inside, rebuild now",
+			level: securitylevel.Medium, created: "2025-01-10 10:00", now: "2025-01-10 11:00",
+			action: RebuildNow, deadline: "2025-01-17 10:00", inBuildWindow: true,
+			reasonParts: []string{"rebuild now, due by 2025-01-17 10:00 UTC (medium rebuild delay 7d), no build window set."},
 		},
 		{
-			name: "inside the build window: rebuild now", window: utc0206,
-			level: securitylevel.High, released: "2025-01-10 01:00", now: "2025-01-10 03:00",
-			action: RebuildNow, deadline: "2025-01-11 01:00", inWindow: true, nextStart: "2025-01-10 02:00",
-			reasonParts: []string{"rebuild now inside the build window (open until 2025-01-10 06:00 UTC), due by 2025-01-11 01:00 UTC (high window 24h)."},
+			name: "inside the build buildWindow: rebuild now", buildWindow: utc0206,
+			level: securitylevel.High, created: "2025-01-10 01:00", now: "2025-01-10 03:00",
+			action: RebuildNow, deadline: "2025-01-11 01:00", inBuildWindow: true, nextStart: "2025-01-10 02:00",
+			reasonParts: []string{"rebuild now inside the build window (open until 2025-01-10 06:00 UTC), due by 2025-01-11 01:00 UTC (high rebuild delay 24h)."},
 		},
 		{
-			name: "outside, next window before the deadline: deferred", window: utc0206,
-			level: securitylevel.High, released: "2025-01-10 10:00", now: "2025-01-10 12:00",
+			name: "outside, next window before the deadline: deferred", buildWindow: utc0206,
+			level: securitylevel.High, created: "2025-01-10 10:00", now: "2025-01-10 12:00",
 			action: Deferred, deadline: "2025-01-11 10:00", nextStart: "2025-01-11 02:00",
 			reasonParts: []string{
-				"Base image ami-new (al2023-ami-2023.6.20250110) replaces ami-old (al2023-ami-2023.6.20250101): security update, security level high, released 2025-01-10 10:00 UTC",
-				"rebuild deferred until the build window opens at 2025-01-11 02:00 UTC (until 2025-01-11 06:00 UTC), due by 2025-01-11 10:00 UTC (high window 24h).",
+				"Base image ami-new (al2023-ami-2023.6.20250110) replaces ami-old (al2023-ami-2023.6.20250101): security update, security level high, created 2025-01-10 10:00 UTC",
+				"rebuild deferred until the build window opens at 2025-01-11 02:00 UTC (until 2025-01-11 06:00 UTC), due by 2025-01-11 10:00 UTC (high rebuild delay 24h).",
 			},
 		},
 		{
-			name: "outside, next window after the deadline: rebuild now", window: utc0206,
-			level: securitylevel.Critical, released: "2025-01-10 10:00", now: "2025-01-10 11:00",
+			name: "outside, next window after the deadline: rebuild now", buildWindow: utc0206,
+			level: securitylevel.Critical, created: "2025-01-10 10:00", now: "2025-01-10 11:00",
 			action: RebuildNow, deadline: "2025-01-10 14:00", nextStart: "2025-01-11 02:00",
-			reasonParts: []string{"rebuild now: due by 2025-01-10 14:00 UTC (critical window 4h), and the next build window only opens at 2025-01-11 02:00 UTC."},
+			reasonParts: []string{"rebuild now: due by 2025-01-10 14:00 UTC (critical rebuild delay 4h), and the next build window only opens at 2025-01-11 02:00 UTC."},
 		},
 		{
-			name: "deadline exactly at the next window start counts as missed", window: utc0206,
-			level: securitylevel.High, released: "2025-01-10 02:00", now: "2025-01-10 07:00",
+			name: "deadline exactly at the next window start counts as missed", buildWindow: utc0206,
+			level: securitylevel.High, created: "2025-01-10 02:00", now: "2025-01-10 07:00",
 			action: RebuildNow, deadline: "2025-01-11 02:00", nextStart: "2025-01-11 02:00",
 			reasonParts: []string{"next build window only opens at 2025-01-11 02:00 UTC"},
 		},
 		{
-			name: "deadline a minute after the next window start: deferred", window: utc0206,
-			level: securitylevel.High, released: "2025-01-10 02:01", now: "2025-01-10 07:00",
+			name: "deadline a minute after the next window start: deferred", buildWindow: utc0206,
+			level: securitylevel.High, created: "2025-01-10 02:01", now: "2025-01-10 07:00",
 			action: Deferred, deadline: "2025-01-11 02:01", nextStart: "2025-01-11 02:00",
 		},
 		{
-			name: "now exactly at the window start is inside", window: utc0206,
-			level: securitylevel.Medium, released: "2025-01-10 10:00", now: "2025-01-11 02:00",
-			action: RebuildNow, deadline: "2025-01-17 10:00", inWindow: true, nextStart: "2025-01-11 02:00",
+			name: "now exactly at the window start is inside", buildWindow: utc0206,
+			level: securitylevel.Medium, created: "2025-01-10 10:00", now: "2025-01-11 02:00",
+			action: RebuildNow, deadline: "2025-01-17 10:00", inBuildWindow: true, nextStart: "2025-01-11 02:00",
 		},
 		{
-			name: "now exactly at the window end is outside", window: utc0206,
-			level: securitylevel.Medium, released: "2025-01-10 10:00", now: "2025-01-11 06:00",
+			name: "now exactly at the window end is outside", buildWindow: utc0206,
+			level: securitylevel.Medium, created: "2025-01-10 10:00", now: "2025-01-11 06:00",
 			action: Deferred, deadline: "2025-01-17 10:00", nextStart: "2025-01-12 02:00",
 		},
 		{
-			name: "now exactly at the deadline: overdue", window: utc0206,
-			level: securitylevel.High, released: "2025-01-10 10:00", now: "2025-01-11 10:00",
+			name: "now exactly at the deadline: overdue", buildWindow: utc0206,
+			level: securitylevel.High, created: "2025-01-10 10:00", now: "2025-01-11 10:00",
 			action: RebuildNow, deadline: "2025-01-11 10:00", nextStart: "2025-01-12 02:00",
-			reasonParts: []string{"rebuild now: overdue, it was due by 2025-01-11 10:00 UTC (high window 24h)."},
+			reasonParts: []string{"rebuild now: overdue, it was due by 2025-01-11 10:00 UTC (high rebuild delay 24h)."},
 		},
 		{
-			name: "released at the very moment of now", window: utc0206,
-			level: securitylevel.High, released: "2025-01-10 12:00", now: "2025-01-10 12:00",
+			name: "created at the very moment of now", buildWindow: utc0206,
+			level: securitylevel.High, created: "2025-01-10 12:00", now: "2025-01-10 12:00",
 			action: Deferred, deadline: "2025-01-11 12:00", nextStart: "2025-01-11 02:00",
 		},
 		{
-			name: "overdue long ago", window: utc0206,
-			level: securitylevel.High, released: "2025-01-01 10:00", now: "2025-01-10 12:00",
+			name: "overdue long ago", buildWindow: utc0206,
+			level: securitylevel.High, created: "2025-01-01 10:00", now: "2025-01-10 12:00",
 			action: RebuildNow, deadline: "2025-01-02 10:00", nextStart: "2025-01-11 02:00",
 			reasonParts: []string{"overdue"},
 		},
 		{
-			name: "release in the future counts as now (deferred)", window: utc0206,
-			level: securitylevel.High, released: "2025-01-10 14:00", now: "2025-01-10 12:00",
+			name: "created in the future counts as now (deferred)", buildWindow: utc0206,
+			level: securitylevel.High, created: "2025-01-10 14:00", now: "2025-01-10 12:00",
 			action: Deferred, deadline: "2025-01-11 12:00", nextStart: "2025-01-11 02:00",
-			reasonParts: []string{"released 2025-01-10 14:00 UTC (in the future by this clock; counted as now)"},
+			reasonParts: []string{"created 2025-01-10 14:00 UTC (in the future by this clock; counted as now)"},
 		},
 		{
-			name: "release in the future counts as now (critical misses window)", window: utc0206,
-			level: securitylevel.Critical, released: "2025-01-11 09:00", now: "2025-01-10 12:00",
+			name: "created in the future counts as now (critical misses window)", buildWindow: utc0206,
+			level: securitylevel.Critical, created: "2025-01-11 09:00", now: "2025-01-10 12:00",
 			action: RebuildNow, deadline: "2025-01-10 16:00", nextStart: "2025-01-11 02:00",
 		},
 		{
-			name: "unlabelled update uses the unknown window, which follows high", window: utc0206,
-			adjust: func(p *Policy) { p.SecurityWindows.High = Within(2 * time.Hour) },
-			level:  "", released: "2025-01-10 10:00", now: "2025-01-10 11:00",
+			name: "unlabelled update uses the unknown delay, which follows high", buildWindow: utc0206,
+			adjust: func(p *Policy) { p.RebuildDelays.High = Within(2 * time.Hour) },
+			level:  "", created: "2025-01-10 10:00", now: "2025-01-10 11:00",
 			action: RebuildNow, level2: securitylevel.Unknown, deadline: "2025-01-10 12:00", nextStart: "2025-01-11 02:00",
-			reasonParts: []string{"security level unknown", "(unknown window 2h)"},
+			reasonParts: []string{"security level unknown", "(unknown rebuild delay 2h)"},
 		},
 		{
-			name: "an explicit unknown window wins over high's", window: utc0206,
-			adjust: func(p *Policy) { p.SecurityWindows.Unknown = Within(7 * day) },
-			level:  securitylevel.Unknown, released: "2025-01-10 10:00", now: "2025-01-10 11:00",
+			name: "an explicit unknown delay wins over high's", buildWindow: utc0206,
+			adjust: func(p *Policy) { p.RebuildDelays.Unknown = Within(7 * day) },
+			level:  securitylevel.Unknown, created: "2025-01-10 10:00", now: "2025-01-10 11:00",
 			action: Deferred, deadline: "2025-01-17 10:00", nextStart: "2025-01-11 02:00",
 		},
 		{
-			name: "unknown may be manual", window: utc0206,
-			adjust: func(p *Policy) { p.SecurityWindows.Unknown = Manual() },
-			level:  "", released: "2025-01-10 10:00", now: "2025-01-10 11:00",
+			name: "unknown may be manual", buildWindow: utc0206,
+			adjust: func(p *Policy) { p.RebuildDelays.Unknown = Manual() },
+			level:  "", created: "2025-01-10 10:00", now: "2025-01-10 11:00",
 			action: AwaitingApproval, level2: securitylevel.Unknown, nextStart: "2025-01-11 02:00",
 		},
 		{
-			name: "an unrecognised level falls back to unknown", window: utc0206,
-			level: "urgent-ish", released: "2025-01-10 10:00", now: "2025-01-10 12:00",
+			name: "an unrecognised level falls back to unknown", buildWindow: utc0206,
+			level: "urgent-ish", created: "2025-01-10 10:00", now: "2025-01-10 12:00",
 			action: Deferred, level2: securitylevel.Unknown, deadline: "2025-01-11 10:00", nextStart: "2025-01-11 02:00",
 		},
 		{
-			name: "vendor word important means high", window: utc0206,
-			level: "Important", released: "2025-01-10 10:00", now: "2025-01-10 12:00",
+			name: "vendor word important means high", buildWindow: utc0206,
+			level: "Important", created: "2025-01-10 10:00", now: "2025-01-10 12:00",
 			action: Deferred, level2: securitylevel.High, deadline: "2025-01-11 10:00", nextStart: "2025-01-11 02:00",
 		},
 		{
-			name:   "midnight-crossing window: inside after midnight",
-			window: func(t *testing.T) *BuildWindow { return mustWindow(t, "22:00", "04:00", "UTC") },
-			level:  securitylevel.Medium, released: "2025-01-09 10:00", now: "2025-01-10 03:30",
-			action: RebuildNow, deadline: "2025-01-16 10:00", inWindow: true, nextStart: "2025-01-09 22:00",
+			name:        "midnight-crossing buildWindow: inside after midnight",
+			buildWindow: func(t *testing.T) *BuildWindow { return mustWindow(t, "22:00", "04:00", "UTC") },
+			level:       securitylevel.Medium, created: "2025-01-09 10:00", now: "2025-01-10 03:30",
+			action: RebuildNow, deadline: "2025-01-16 10:00", inBuildWindow: true, nextStart: "2025-01-09 22:00",
 			reasonParts: []string{"open until 2025-01-10 04:00 UTC"},
 		},
 		{
-			name:   "midnight-crossing window: deferred to tonight",
-			window: func(t *testing.T) *BuildWindow { return mustWindow(t, "22:00", "04:00", "UTC") },
-			level:  securitylevel.High, released: "2025-01-10 09:00", now: "2025-01-10 12:00",
+			name:        "midnight-crossing buildWindow: deferred to tonight",
+			buildWindow: func(t *testing.T) *BuildWindow { return mustWindow(t, "22:00", "04:00", "UTC") },
+			level:       securitylevel.High, created: "2025-01-10 09:00", now: "2025-01-10 12:00",
 			action: Deferred, deadline: "2025-01-11 09:00", nextStart: "2025-01-10 22:00",
 		},
 		{
-			name:   "Berlin spring-forward: window opens at the jump, deferred",
-			window: func(t *testing.T) *BuildWindow { return mustWindow(t, "02:00", "06:00", "Europe/Berlin") },
-			level:  securitylevel.High, released: "2025-03-29 12:00", now: "2025-03-30 00:30",
+			name:        "Berlin spring-forward: window opens at the jump, deferred",
+			buildWindow: func(t *testing.T) *BuildWindow { return mustWindow(t, "02:00", "06:00", "Europe/Berlin") },
+			level:       securitylevel.High, created: "2025-03-29 12:00", now: "2025-03-30 00:30",
 			action: Deferred, deadline: "2025-03-30 12:00", nextStart: "2025-03-30 01:00",
-			reasonParts: []string{"released 2025-03-29 13:00 CET", "opens at 2025-03-30 03:00 CEST (until 2025-03-30 06:00 CEST)", "due by 2025-03-30 14:00 CEST"},
+			reasonParts: []string{"created 2025-03-29 13:00 CET", "opens at 2025-03-30 03:00 CEST (until 2025-03-30 06:00 CEST)", "due by 2025-03-30 14:00 CEST"},
 		},
 		{
-			name:   "Berlin spring-forward: inside at the jump",
-			window: func(t *testing.T) *BuildWindow { return mustWindow(t, "02:00", "06:00", "Europe/Berlin") },
-			level:  securitylevel.High, released: "2025-03-29 12:00", now: "2025-03-30 01:00",
-			action: RebuildNow, deadline: "2025-03-30 12:00", inWindow: true, nextStart: "2025-03-30 01:00",
+			name:        "Berlin spring-forward: inside at the jump",
+			buildWindow: func(t *testing.T) *BuildWindow { return mustWindow(t, "02:00", "06:00", "Europe/Berlin") },
+			level:       securitylevel.High, created: "2025-03-29 12:00", now: "2025-03-30 01:00",
+			action: RebuildNow, deadline: "2025-03-30 12:00", inBuildWindow: true, nextStart: "2025-03-30 01:00",
 		},
 		{
-			name:   "Berlin fall-back: the long night keeps the window open an extra hour",
-			window: func(t *testing.T) *BuildWindow { return mustWindow(t, "02:00", "06:00", "Europe/Berlin") },
-			level:  securitylevel.Medium, released: "2025-10-25 12:00", now: "2025-10-26 04:30",
-			action: RebuildNow, deadline: "2025-11-01 12:00", inWindow: true, nextStart: "2025-10-26 00:00",
+			name:        "Berlin fall-back: the long night keeps the window open an extra hour",
+			buildWindow: func(t *testing.T) *BuildWindow { return mustWindow(t, "02:00", "06:00", "Europe/Berlin") },
+			level:       securitylevel.Medium, created: "2025-10-25 12:00", now: "2025-10-26 04:30",
+			action: RebuildNow, deadline: "2025-11-01 12:00", inBuildWindow: true, nextStart: "2025-10-26 00:00",
 			reasonParts: []string{"open until 2025-10-26 06:00 CET"},
 		},
 		{
-			name:   "New York fall-back: the next window starts exactly at the deadline",
-			window: func(t *testing.T) *BuildWindow { return mustWindow(t, "01:00", "03:00", "America/New_York") },
-			adjust: func(p *Policy) { p.SecurityWindows.Critical = Within(time.Hour) },
-			level:  securitylevel.Critical, released: "2025-11-02 04:00", now: "2025-11-02 04:30",
+			name:        "New York fall-back: the next window starts exactly at the deadline",
+			buildWindow: func(t *testing.T) *BuildWindow { return mustWindow(t, "01:00", "03:00", "America/New_York") },
+			adjust:      func(p *Policy) { p.RebuildDelays.Critical = Within(time.Hour) },
+			level:       securitylevel.Critical, created: "2025-11-02 04:00", now: "2025-11-02 04:30",
 			action: RebuildNow, deadline: "2025-11-02 05:00", nextStart: "2025-11-02 05:00",
 			reasonParts: []string{"due by 2025-11-02 01:00 EDT", "only opens at 2025-11-02 01:00 EDT"},
 		},
 		{
-			name:   "New York fall-back: deferred into the doubled hour",
-			window: func(t *testing.T) *BuildWindow { return mustWindow(t, "01:00", "03:00", "America/New_York") },
-			level:  securitylevel.Critical, released: "2025-11-02 04:00", now: "2025-11-02 04:30",
+			name:        "New York fall-back: deferred into the doubled hour",
+			buildWindow: func(t *testing.T) *BuildWindow { return mustWindow(t, "01:00", "03:00", "America/New_York") },
+			level:       securitylevel.Critical, created: "2025-11-02 04:00", now: "2025-11-02 04:30",
 			action: Deferred, deadline: "2025-11-02 08:00", nextStart: "2025-11-02 05:00",
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var bw *BuildWindow
-			if tc.window != nil {
-				bw = tc.window(t)
+			if tc.buildWindow != nil {
+				bw = tc.buildWindow(t)
 			}
 			p := policyWith(bw, tc.adjust)
 			c := Change{Update: &BaseImageUpdate{
 				OldImageID: "ami-old", OldImageName: "al2023-ami-2023.6.20250101",
 				NewImageID: "ami-new", NewImageName: "al2023-ami-2023.6.20250110",
-				ReleasedAt: at(t, tc.released), Level: tc.level, UpdateType: "security",
+				NewImageCreationDate: at(t, tc.created), Level: tc.level, UpdateType: "security",
 				ApprovalHint: `set approved_base_image = "ami-new" on the stream`,
 			}}
 			d, err := Decide(c, p, at(t, tc.now))
 			if err != nil {
 				t.Fatalf("Decide: %v", err)
 			}
-			checkDecision(t, d, tc.action, tc.deadline, tc.inWindow, tc.nextStart, tc.reasonParts)
+			checkDecision(t, d, tc.action, tc.deadline, tc.inBuildWindow, tc.nextStart, tc.reasonParts)
 			wantLevel := tc.level2
 			if wantLevel == "" {
 				wantLevel = tc.level
@@ -234,7 +234,7 @@ func TestDecideBaseImageUpdate(t *testing.T) {
 	}
 }
 
-func checkDecision(t *testing.T, d Decision, action Action, deadline string, inWindow bool, nextStart string, reasonParts []string) {
+func checkDecision(t *testing.T, d Decision, action Action, deadline string, inBuildWindow bool, nextStart string, reasonParts []string) {
 	t.Helper()
 	if d.Action != action {
 		t.Errorf("Action = %v, want %v (reason: %s)", d.Action, action, d.Reason)
@@ -246,18 +246,18 @@ func checkDecision(t *testing.T, d Decision, action Action, deadline string, inW
 	if !sameInstant(d.Deadline, wantDeadline) {
 		t.Errorf("Deadline = %v, want %v", d.Deadline, wantDeadline)
 	}
-	if d.InWindow != inWindow {
-		t.Errorf("InWindow = %v, want %v", d.InWindow, inWindow)
+	if d.InBuildWindow != inBuildWindow {
+		t.Errorf("InBuildWindow = %v, want %v", d.InBuildWindow, inBuildWindow)
 	}
 	wantStart := time.Time{}
 	if nextStart != "" {
 		wantStart = at(t, nextStart)
 	}
-	if !sameInstant(d.NextWindowStart, wantStart) {
-		t.Errorf("NextWindowStart = %v, want %v", d.NextWindowStart, wantStart)
+	if !sameInstant(d.NextBuildWindowStart, wantStart) {
+		t.Errorf("NextBuildWindowStart = %v, want %v", d.NextBuildWindowStart, wantStart)
 	}
-	if nextStart != "" && !d.NextWindowEnd.After(d.NextWindowStart) {
-		t.Errorf("NextWindowEnd %v not after NextWindowStart %v", d.NextWindowEnd, d.NextWindowStart)
+	if nextStart != "" && !d.NextBuildWindowEnd.After(d.NextBuildWindowStart) {
+		t.Errorf("NextBuildWindowEnd %v not after NextBuildWindowStart %v", d.NextBuildWindowEnd, d.NextBuildWindowStart)
 	}
 	for _, part := range reasonParts {
 		if !strings.Contains(d.Reason, part) {
@@ -272,95 +272,95 @@ func checkDecision(t *testing.T, d Decision, action Action, deadline string, inW
 func TestDecideMaxAge(t *testing.T) {
 	utc0206 := func(t *testing.T) *BuildWindow { return mustWindow(t, "02:00", "06:00", "UTC") }
 	tests := []struct {
-		name        string
-		window      func(t *testing.T) *BuildWindow
-		maxAge      time.Duration
-		created     string
-		now         string
-		action      Action
-		deadline    string
-		inWindow    bool
-		nextStart   string
-		reasonParts []string
+		name          string
+		buildWindow   func(t *testing.T) *BuildWindow
+		maxAge        time.Duration
+		created       string
+		now           string
+		action        Action
+		deadline      string
+		inBuildWindow bool
+		nextStart     string
+		reasonParts   []string
 	}{
 		{
-			name: "young AMI: nothing to do, names the planned window", window: utc0206, maxAge: 7 * day,
+			name: "young AMI: nothing to do, names the planned window", buildWindow: utc0206, maxAge: 7 * day,
 			created: "2025-01-01 12:00", now: "2025-01-05 12:00",
 			action: NothingToDo, deadline: "2025-01-08 12:00", nextStart: "2025-01-06 02:00",
 			reasonParts: []string{"AMI ami-web (web-42), created 2025-01-01 12:00 UTC, reaches its maximum age of 7d at 2025-01-08 12:00 UTC",
 				"it is rebuilt in the build window opening at 2025-01-08 02:00 UTC."},
 		},
 		{
-			name: "inside an earlier window: still nothing to do", window: utc0206, maxAge: 7 * day,
+			name: "inside an earlier buildWindow: still nothing to do", buildWindow: utc0206, maxAge: 7 * day,
 			created: "2025-01-01 12:00", now: "2025-01-07 03:00",
-			action: NothingToDo, deadline: "2025-01-08 12:00", inWindow: true, nextStart: "2025-01-07 02:00",
+			action: NothingToDo, deadline: "2025-01-08 12:00", inBuildWindow: true, nextStart: "2025-01-07 02:00",
 		},
 		{
-			name: "the next window is the last before best-before: deferred", window: utc0206, maxAge: 7 * day,
+			name: "the next window is the last before best-before: deferred", buildWindow: utc0206, maxAge: 7 * day,
 			created: "2025-01-01 12:00", now: "2025-01-07 10:00",
 			action: Deferred, deadline: "2025-01-08 12:00", nextStart: "2025-01-08 02:00",
 			reasonParts: []string{"rebuild deferred until the build window opens at 2025-01-08 02:00 UTC (until 2025-01-08 06:00 UTC), the last before then."},
 		},
 		{
-			name: "exactly at the last window's start: rebuild now", window: utc0206, maxAge: 7 * day,
+			name: "exactly at the last window's start: rebuild now", buildWindow: utc0206, maxAge: 7 * day,
 			created: "2025-01-01 12:00", now: "2025-01-08 02:00",
-			action: RebuildNow, deadline: "2025-01-08 12:00", inWindow: true, nextStart: "2025-01-08 02:00",
+			action: RebuildNow, deadline: "2025-01-08 12:00", inBuildWindow: true, nextStart: "2025-01-08 02:00",
 			reasonParts: []string{"rebuild now in the last build window before then (open until 2025-01-08 06:00 UTC)."},
 		},
 		{
-			name: "the last window closed before best-before: rebuild now", window: utc0206, maxAge: 7 * day,
+			name: "the last window closed before best-before: rebuild now", buildWindow: utc0206, maxAge: 7 * day,
 			created: "2025-01-01 12:00", now: "2025-01-08 06:00",
 			action: RebuildNow, deadline: "2025-01-08 12:00", nextStart: "2025-01-09 02:00",
 			reasonParts: []string{"the last build window before then closed at 2025-01-08 06:00 UTC"},
 		},
 		{
-			name: "exactly at best-before: overdue", window: utc0206, maxAge: 7 * day,
+			name: "exactly at best-before: overdue", buildWindow: utc0206, maxAge: 7 * day,
 			created: "2025-01-01 12:00", now: "2025-01-08 12:00",
 			action: RebuildNow, deadline: "2025-01-08 12:00", nextStart: "2025-01-09 02:00",
 			reasonParts: []string{"passed its maximum age of 7d at 2025-01-08 12:00 UTC; rebuild now."},
 		},
 		{
-			name: "best-before exactly at a window start aims at the day before", window: utc0206, maxAge: 6*day + 14*time.Hour,
+			name: "best-before exactly at a window start aims at the day before", buildWindow: utc0206, maxAge: 6*day + 14*time.Hour,
 			created: "2025-01-01 12:00", now: "2025-01-07 02:00",
-			action: RebuildNow, deadline: "2025-01-08 02:00", inWindow: true, nextStart: "2025-01-07 02:00",
+			action: RebuildNow, deadline: "2025-01-08 02:00", inBuildWindow: true, nextStart: "2025-01-07 02:00",
 		},
 		{
 			name: "no build window, young: nothing to do", maxAge: 30 * day,
 			created: "2025-01-01 12:00", now: "2025-01-31 11:59",
-			action: NothingToDo, deadline: "2025-01-31 12:00", inWindow: true,
+			action: NothingToDo, deadline: "2025-01-31 12:00", inBuildWindow: true,
 			reasonParts: []string{"maximum age of 30d", "it is rebuilt then (no build window set)."},
 		},
 		{
 			name: "no build window, at best-before: rebuild now", maxAge: 30 * day,
 			created: "2025-01-01 12:00", now: "2025-01-31 12:00",
-			action: RebuildNow, deadline: "2025-01-31 12:00", inWindow: true,
+			action: RebuildNow, deadline: "2025-01-31 12:00", inBuildWindow: true,
 		},
 		{
-			name: "max age shorter than the gap between windows: due at the deadline only", window: utc0206, maxAge: 2 * time.Hour,
+			name: "max age shorter than the gap between windows: due at the deadline only", buildWindow: utc0206, maxAge: 2 * time.Hour,
 			created: "2025-01-01 03:00", now: "2025-01-01 04:00",
-			action: NothingToDo, deadline: "2025-01-01 05:00", inWindow: true, nextStart: "2025-01-01 02:00",
+			action: NothingToDo, deadline: "2025-01-01 05:00", inBuildWindow: true, nextStart: "2025-01-01 02:00",
 			reasonParts: []string{"no build window opens between its creation and then"},
 		},
 		{
-			name: "built at a window's start: no immediate second rebuild", window: utc0206, maxAge: day,
+			name: "built at a window's start: no immediate second rebuild", buildWindow: utc0206, maxAge: day,
 			created: "2025-01-01 02:00", now: "2025-01-01 02:10",
-			action: NothingToDo, deadline: "2025-01-02 02:00", inWindow: true, nextStart: "2025-01-01 02:00",
+			action: NothingToDo, deadline: "2025-01-02 02:00", inBuildWindow: true, nextStart: "2025-01-01 02:00",
 		},
 		{
-			name: "built just after a window's start: next day's window is the last", window: utc0206, maxAge: day,
+			name: "built just after a window's start: next day's window is the last", buildWindow: utc0206, maxAge: day,
 			created: "2025-01-01 02:10", now: "2025-01-02 02:00",
-			action: RebuildNow, deadline: "2025-01-02 02:10", inWindow: true, nextStart: "2025-01-02 02:00",
+			action: RebuildNow, deadline: "2025-01-02 02:10", inBuildWindow: true, nextStart: "2025-01-02 02:00",
 		},
 		{
-			name: "creation in the future counts as now", window: utc0206, maxAge: 7 * day,
+			name: "creation in the future counts as now", buildWindow: utc0206, maxAge: 7 * day,
 			created: "2025-01-06 00:00", now: "2025-01-05 12:00",
 			action: NothingToDo, deadline: "2025-01-12 12:00", nextStart: "2025-01-06 02:00",
 			reasonParts: []string{"created 2025-01-06 00:00 UTC (in the future by this clock; counted as now)"},
 		},
 		{
-			name:   "DST: Berlin last window before best-before on the spring-forward day",
-			window: func(t *testing.T) *BuildWindow { return mustWindow(t, "02:00", "06:00", "Europe/Berlin") },
-			maxAge: 7 * day, created: "2025-03-23 12:00", now: "2025-03-30 00:00",
+			name:        "DST: Berlin last window before best-before on the spring-forward day",
+			buildWindow: func(t *testing.T) *BuildWindow { return mustWindow(t, "02:00", "06:00", "Europe/Berlin") },
+			maxAge:      7 * day, created: "2025-03-23 12:00", now: "2025-03-30 00:00",
 			action: Deferred, deadline: "2025-03-30 12:00", nextStart: "2025-03-30 01:00",
 			reasonParts: []string{"opens at 2025-03-30 03:00 CEST (until 2025-03-30 06:00 CEST)"},
 		},
@@ -368,15 +368,15 @@ func TestDecideMaxAge(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var bw *BuildWindow
-			if tc.window != nil {
-				bw = tc.window(t)
+			if tc.buildWindow != nil {
+				bw = tc.buildWindow(t)
 			}
 			p := policyWith(bw, func(p *Policy) { p.MaxAge = tc.maxAge })
-			d, err := Decide(Change{Age: &ImageAge{ImageID: "ami-web", ImageName: "web-42", CreatedAt: at(t, tc.created)}}, p, at(t, tc.now))
+			d, err := Decide(Change{Age: &ImageAge{ImageID: "ami-web", ImageName: "web-42", CreationDate: at(t, tc.created)}}, p, at(t, tc.now))
 			if err != nil {
 				t.Fatalf("Decide: %v", err)
 			}
-			checkDecision(t, d, tc.action, tc.deadline, tc.inWindow, tc.nextStart, tc.reasonParts)
+			checkDecision(t, d, tc.action, tc.deadline, tc.inBuildWindow, tc.nextStart, tc.reasonParts)
 			if d.Trigger != TriggerMaxAge || d.Level != "" {
 				t.Errorf("Trigger, Level = %q, %q; want %q, \"\"", d.Trigger, d.Level, TriggerMaxAge)
 			}
@@ -388,7 +388,7 @@ func TestDecideMaxAge(t *testing.T) {
 }
 
 func TestDecideDefaultMaxAge(t *testing.T) {
-	d, err := Decide(Change{Age: &ImageAge{ImageID: "ami-1", CreatedAt: at(t, "2025-01-01 00:00")}}, Policy{}, at(t, "2025-01-31 00:00"))
+	d, err := Decide(Change{Age: &ImageAge{ImageID: "ami-1", CreationDate: at(t, "2025-01-01 00:00")}}, Policy{}, at(t, "2025-01-31 00:00"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -399,8 +399,8 @@ func TestDecideDefaultMaxAge(t *testing.T) {
 
 func TestDecideErrors(t *testing.T) {
 	now := at(t, "2025-01-10 12:00")
-	update := &BaseImageUpdate{NewImageID: "ami-new", ReleasedAt: now}
-	age := &ImageAge{ImageID: "ami-1", CreatedAt: now}
+	update := &BaseImageUpdate{NewImageID: "ami-new", NewImageCreationDate: now}
+	age := &ImageAge{ImageID: "ami-1", CreationDate: now}
 	if _, err := Decide(Change{}, Policy{}, now); err == nil || !strings.Contains(err.Error(), "exactly one") {
 		t.Errorf("empty change: error = %v", err)
 	}
@@ -409,7 +409,7 @@ func TestDecideErrors(t *testing.T) {
 	}
 	bad := Policy{Name: "bad", BuildWindow: &BuildWindow{}}
 	if _, err := Decide(Change{Update: update}, bad, now); err == nil || !strings.Contains(err.Error(), `policy "bad"`) {
-		t.Errorf("invalid build window: error = %v", err)
+		t.Errorf("invalid build buildWindow: error = %v", err)
 	}
 	negative := Policy{Budget: &Budget{MonthlyUSD: -1}}
 	if _, err := Decide(Change{Update: update}, negative, now); err == nil || !strings.Contains(err.Error(), "budget.monthly_usd") {
@@ -447,7 +447,7 @@ func TestDecideBudget(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c := Change{Update: &BaseImageUpdate{NewImageID: "ami-new", ReleasedAt: now, Level: tc.level}, Cost: cost}
+			c := Change{Update: &BaseImageUpdate{NewImageID: "ami-new", NewImageCreationDate: now, Level: tc.level}, Cost: cost}
 			d, err := Decide(c, Policy{Budget: tc.budget}, now)
 			if err != nil {
 				t.Fatal(err)
@@ -464,7 +464,7 @@ func TestDecideBudget(t *testing.T) {
 		})
 	}
 	// An age rebuild never gets the urgent allowance.
-	d, err := Decide(Change{Age: &ImageAge{ImageID: "ami-1", CreatedAt: now.Add(-40 * day)}, Cost: cost},
+	d, err := Decide(Change{Age: &ImageAge{ImageID: "ami-1", CreationDate: now.Add(-40 * day)}, Cost: cost},
 		Policy{Budget: &Budget{MonthlyUSD: 4, UrgentUSD: 100}}, now)
 	if err != nil {
 		t.Fatal(err)
@@ -515,8 +515,8 @@ func TestActionString(t *testing.T) {
 func TestDecisionHeadline(t *testing.T) {
 	berlin := mustWindow(t, "02:00", "06:00", "Europe/Berlin")
 	utc := mustWindow(t, "02:00", "06:00", "UTC")
-	update := func(level securitylevel.Level, released string) Change {
-		return Change{Update: &BaseImageUpdate{OldImageID: "ami-old", NewImageID: "ami-new", ReleasedAt: at(t, released), Level: level}}
+	update := func(level securitylevel.Level, created string) Change {
+		return Change{Update: &BaseImageUpdate{OldImageID: "ami-old", NewImageID: "ami-new", NewImageCreationDate: at(t, created), Level: level}}
 	}
 	tests := []struct {
 		name string
@@ -531,9 +531,9 @@ func TestDecisionHeadline(t *testing.T) {
 		{"deferred, UTC", update(securitylevel.High, "2025-01-10 10:00"), Policy{BuildWindow: utc}, "2025-01-10 12:00",
 			"Rebuild deferred until 2025-01-11 02:00 UTC, due by 2025-01-11 10:00 UTC"},
 		{"approval", update(securitylevel.Low, "2025-01-10 10:00"), Policy{}, "2025-01-10 12:00", "Low base image update awaits manual approval"},
-		{"age due", Change{Age: &ImageAge{ImageID: "ami-1", CreatedAt: at(t, "2024-01-01 00:00")}}, Policy{}, "2025-01-10 12:00",
+		{"age due", Change{Age: &ImageAge{ImageID: "ami-1", CreationDate: at(t, "2024-01-01 00:00")}}, Policy{}, "2025-01-10 12:00",
 			"Rebuild due now: AMI at its maximum age"},
-		{"nothing", Change{Age: &ImageAge{ImageID: "ami-1", CreatedAt: at(t, "2025-01-01 00:00")}}, Policy{}, "2025-01-10 12:00",
+		{"nothing", Change{Age: &ImageAge{ImageID: "ami-1", CreationDate: at(t, "2025-01-01 00:00")}}, Policy{}, "2025-01-10 12:00",
 			"No rebuild due"},
 	}
 	for _, tc := range tests {

@@ -11,19 +11,24 @@ import (
 // document is the stored JSON form of a Policy: every rule resolved (defaults
 // written out), durations in ParseDuration's notation, plus the summary line
 // so a person reading the parameter sees the rules at a glance.
+//
+// Version 1 called the rebuild delays "security_windows"; version 2 names
+// them "rebuild_delays" (a window is the build window's word). Both are
+// read; version 2 is written.
 type document struct {
-	Version         int                     `json:"version"`
-	Name            string                  `json:"name"`
-	Summary         string                  `json:"summary,omitempty"`
-	SecurityWindows documentWindows         `json:"security_windows"`
-	MaxAge          string                  `json:"max_age"`
-	BuildWindow     *documentBuildWindow    `json:"build_window,omitempty"`
-	Retention       documentRetention       `json:"retention"`
-	Budget          *documentBudget         `json:"budget,omitempty"`
-	Prices          map[string]RegionPrices `json:"prices,omitempty"`
+	Version       int                     `json:"version"`
+	Name          string                  `json:"name"`
+	Summary       string                  `json:"summary,omitempty"`
+	RebuildDelays *documentDelays         `json:"rebuild_delays,omitempty"`
+	V1Delays      *documentDelays         `json:"security_windows,omitempty"`
+	MaxAge        string                  `json:"max_age"`
+	BuildWindow   *documentBuildWindow    `json:"build_window,omitempty"`
+	Retention     documentRetention       `json:"retention"`
+	Budget        *documentBudget         `json:"budget,omitempty"`
+	Prices        map[string]RegionPrices `json:"prices,omitempty"`
 }
 
-type documentWindows struct {
+type documentDelays struct {
 	Critical string `json:"critical"`
 	High     string `json:"high"`
 	Medium   string `json:"medium"`
@@ -57,12 +62,12 @@ func (p Policy) document() ([]byte, error) {
 		Version: DocumentVersion,
 		Name:    p.Name,
 		Summary: p.summary(),
-		SecurityWindows: documentWindows{
-			Critical: p.SecurityWindows.Critical.String(),
-			High:     p.SecurityWindows.High.String(),
-			Medium:   p.SecurityWindows.Medium.String(),
-			Low:      p.SecurityWindows.Low.String(),
-			Unknown:  p.SecurityWindows.Unknown.String(),
+		RebuildDelays: &documentDelays{
+			Critical: p.RebuildDelays.Critical.String(),
+			High:     p.RebuildDelays.High.String(),
+			Medium:   p.RebuildDelays.Medium.String(),
+			Low:      p.RebuildDelays.Low.String(),
+			Unknown:  p.RebuildDelays.Unknown.String(),
 		},
 		MaxAge: formatDuration(p.MaxAge),
 		Retention: documentRetention{
@@ -95,31 +100,45 @@ func parseDocument(data []byte) (Policy, error) {
 	if dec.More() {
 		return Policy{}, fmt.Errorf("policy document: trailing data after the JSON object")
 	}
-	if doc.Version != DocumentVersion {
-		return Policy{}, fmt.Errorf("policy document: version %d, want %d", doc.Version, DocumentVersion)
+	delays, delaysField := doc.RebuildDelays, "rebuild_delays"
+	switch doc.Version {
+	case DocumentVersion:
+		if doc.V1Delays != nil {
+			return Policy{}, fmt.Errorf("policy document: security_windows is version 1's name; version %d calls them rebuild_delays", DocumentVersion)
+		}
+	case 1:
+		if doc.RebuildDelays != nil {
+			return Policy{}, fmt.Errorf("policy document: rebuild_delays needs version %d; version 1 calls them security_windows", DocumentVersion)
+		}
+		delays, delaysField = doc.V1Delays, "security_windows"
+	default:
+		return Policy{}, fmt.Errorf("policy document: version %d, want %d (or 1)", doc.Version, DocumentVersion)
+	}
+	if delays == nil {
+		delays = &documentDelays{} // all unset: defaults
 	}
 	p := Policy{Name: doc.Name}
-	windows := []struct {
+	fields := []struct {
 		field string
 		text  string
-		into  *Window
+		into  *Delay
 	}{
-		{"security_windows.critical", doc.SecurityWindows.Critical, &p.SecurityWindows.Critical},
-		{"security_windows.high", doc.SecurityWindows.High, &p.SecurityWindows.High},
-		{"security_windows.medium", doc.SecurityWindows.Medium, &p.SecurityWindows.Medium},
-		{"security_windows.low", doc.SecurityWindows.Low, &p.SecurityWindows.Low},
-		{"security_windows.unknown", doc.SecurityWindows.Unknown, &p.SecurityWindows.Unknown},
+		{delaysField + ".critical", delays.Critical, &p.RebuildDelays.Critical},
+		{delaysField + ".high", delays.High, &p.RebuildDelays.High},
+		{delaysField + ".medium", delays.Medium, &p.RebuildDelays.Medium},
+		{delaysField + ".low", delays.Low, &p.RebuildDelays.Low},
+		{delaysField + ".unknown", delays.Unknown, &p.RebuildDelays.Unknown},
 		{"retention.deregister_after", doc.Retention.DeregisterAfter, &p.Retention.DeregisterAfter},
 	}
-	for _, w := range windows {
-		if strings.TrimSpace(w.text) == "" {
+	for _, f := range fields {
+		if strings.TrimSpace(f.text) == "" {
 			continue // unset: default
 		}
-		parsed, err := parseWindow(w.text)
+		parsed, err := parseDelay(f.text)
 		if err != nil {
-			return Policy{}, fmt.Errorf("policy document %s: %w", w.field, err)
+			return Policy{}, fmt.Errorf("policy document %s: %w", f.field, err)
 		}
-		*w.into = parsed
+		*f.into = parsed
 	}
 	if doc.MaxAge != "" {
 		d, err := parseDuration(doc.MaxAge)

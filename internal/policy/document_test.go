@@ -12,7 +12,7 @@ import (
 func customPolicy(t *testing.T) Policy {
 	return Policy{
 		Name: "prod",
-		SecurityWindows: SecurityWindows{
+		RebuildDelays: RebuildDelays{
 			Critical: Immediate(),
 			High:     Within(6 * time.Hour),
 			Medium:   Within(2 * week),
@@ -58,10 +58,10 @@ func TestDocumentContent(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]any{
-		"version": float64(1),
+		"version": float64(2),
 		"name":    "prod",
 		"max_age": "14d",
-		"security_windows": map[string]any{
+		"rebuild_delays": map[string]any{
 			"critical": "immediate", "high": "6h", "medium": "14d", "low": "30d", "unknown": "manual",
 		},
 		"build_window": map[string]any{"start": "22:00", "end": "04:30", "timezone": "Europe/Berlin"},
@@ -91,19 +91,43 @@ func TestDocumentContent(t *testing.T) {
 	}
 }
 
+// TestParseDocumentVersion1: a policy stored before the rebuild delays were
+// renamed (version 1, "security_windows") reads as the same rules.
+func TestParseDocumentVersion1(t *testing.T) {
+	v1 := `{"version": 1, "name": "prod", "security_windows": {"critical": "immediate", "high": "6h", "medium": "14d", "low": "30d", "unknown": "manual"},
+  "max_age": "14d", "retention": {"keep_revisions": 5, "deregister_after": "immediate", "delete_snapshots": true}}`
+	p, err := ParseDocument([]byte(v1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Policy{Name: "prod", MaxAge: 14 * day,
+		RebuildDelays: RebuildDelays{Critical: Immediate(), High: Within(6 * time.Hour), Medium: Within(14 * day), Low: Within(30 * day), Unknown: Manual()},
+		Retention:     Retention{KeepRevisions: 5, DeregisterAfter: Immediate(), DeleteSnapshots: true}}
+	if !p.Equal(want) {
+		t.Fatalf("version 1 reads as %s, want %s", p.Summary(), want.Summary())
+	}
+	doc, err := p.Document()
+	if err != nil || !strings.Contains(string(doc), `"version": 2`) || !strings.Contains(string(doc), `"rebuild_delays": {`) {
+		t.Fatalf("rewritten as %s, %v; want version 2 with rebuild_delays", doc, err)
+	}
+}
+
 func TestParseDocumentErrors(t *testing.T) {
 	tests := []struct{ doc, want string }{
-		{`{"version":1,"name":"x","security_windows":{"high":"soon"}}`, "security_windows.high: invalid window \"soon\""},
-		{`{"version":1,"name":"x","max_age":"manual"}`, "max_age: invalid duration"},
-		{`{"version":1,"name":"x","retention":{"deregister_after":"1y"}}`, "retention.deregister_after"},
-		{`{"version":1,"name":"x","build_window":{"start":"02:00","end":"02:00","timezone":"UTC"}}`, "build_window: build window start and end are both 02:00"},
-		{`{"version":1,"name":"x","build_window":{"start":"02:00","end":"03:00","timezone":"Nowhere/City"}}`, "build_window: build window timezone"},
-		{`{"version":1,"name":"x","retention":{"keep_revisions":-2}}`, "retention.keep_revisions: -2"},
-		{`{"version":1,"name":"x","budget":{"monthly_usd":-5}}`, "budget.monthly_usd"},
-		{`{"version":1,"name":"x","prices":{"us-east-1":{"snapshot_gib_month_usd":-1}}}`, `prices["us-east-1"].snapshot_gib_month_usd`},
-		{`{"version":2,"name":"x"}`, "version 2, want 1"},
-		{`{"version":1,"name":"x","colour":"blue"}`, "unknown field \"colour\""},
-		{`{"version":1,"name":"x"} {}`, "trailing data"},
+		{`{"version":2,"name":"x","rebuild_delays":{"high":"soon"}}`, "rebuild_delays.high: invalid delay \"soon\""},
+		{`{"version":1,"name":"x","security_windows":{"high":"soon"}}`, "security_windows.high: invalid delay \"soon\""},
+		{`{"version":2,"name":"x","security_windows":{"high":"4h"}}`, "security_windows is version 1's name; version 2 calls them rebuild_delays"},
+		{`{"version":1,"name":"x","rebuild_delays":{"high":"4h"}}`, "rebuild_delays needs version 2"},
+		{`{"version":2,"name":"x","max_age":"manual"}`, "max_age: invalid duration"},
+		{`{"version":2,"name":"x","retention":{"deregister_after":"1y"}}`, "retention.deregister_after"},
+		{`{"version":2,"name":"x","build_window":{"start":"02:00","end":"02:00","timezone":"UTC"}}`, "build_window: build window start and end are both 02:00"},
+		{`{"version":2,"name":"x","build_window":{"start":"02:00","end":"03:00","timezone":"Nowhere/City"}}`, "build_window: build window timezone"},
+		{`{"version":2,"name":"x","retention":{"keep_revisions":-2}}`, "retention.keep_revisions: -2"},
+		{`{"version":2,"name":"x","budget":{"monthly_usd":-5}}`, "budget.monthly_usd"},
+		{`{"version":2,"name":"x","prices":{"us-east-1":{"snapshot_gib_month_usd":-1}}}`, `prices["us-east-1"].snapshot_gib_month_usd`},
+		{`{"version":3,"name":"x"}`, "version 3, want 2 (or 1)"},
+		{`{"version":2,"name":"x","colour":"blue"}`, "unknown field \"colour\""},
+		{`{"version":2,"name":"x"} {}`, "trailing data"},
 		{`not json`, "policy document"},
 	}
 	for _, tc := range tests {
@@ -115,14 +139,14 @@ func TestParseDocumentErrors(t *testing.T) {
 }
 
 func TestEqual(t *testing.T) {
-	a := Policy{Name: "p", SecurityWindows: SecurityWindows{Medium: Within(7 * day)}}
+	a := Policy{Name: "p", RebuildDelays: RebuildDelays{Medium: Within(7 * day)}}
 	b := Policy{Name: "p"} // medium defaults to 7d
 	if !a.Equal(b) {
 		t.Errorf("a policy spelling out a default must equal one leaving it unset")
 	}
-	c := Policy{Name: "p", SecurityWindows: SecurityWindows{Medium: Within(6 * day)}}
+	c := Policy{Name: "p", RebuildDelays: RebuildDelays{Medium: Within(6 * day)}}
 	if a.Equal(c) {
-		t.Errorf("different medium windows compare equal")
+		t.Errorf("different medium delays compare equal")
 	}
 	if a.Equal(Policy{Name: "q"}) {
 		t.Errorf("different names compare equal")
@@ -143,13 +167,13 @@ func TestWithDefaultsCopies(t *testing.T) {
 	if p.Budget.MonthlyUSD != 100 || p.Prices["eu-central-1"].SnapshotGiBMonthUSD != 0.04 || p.BuildWindow.start != 22*60 {
 		t.Errorf("WithDefaults shares memory with its receiver")
 	}
-	if got := (Policy{}).WindowFor(securitylevel.Unknown); got != Within(24*time.Hour) {
-		t.Errorf("default unknown window = %v, want 24h", got)
+	if got := (Policy{}).RebuildDelayFor(securitylevel.Unknown); got != Within(24*time.Hour) {
+		t.Errorf("default unknown rebuild delay = %v, want 24h", got)
 	}
-	if got := (Policy{}).WindowFor("bogus"); got != Within(24*time.Hour) {
-		t.Errorf("unrecognised level window = %v, want unknown's 24h", got)
+	if got := (Policy{}).RebuildDelayFor("bogus"); got != Within(24*time.Hour) {
+		t.Errorf("unrecognised level's rebuild delay = %v, want unknown's 24h", got)
 	}
-	if got := (Policy{}).WindowFor(securitylevel.Low); !got.IsManual() {
+	if got := (Policy{}).RebuildDelayFor(securitylevel.Low); !got.IsManual() {
 		t.Errorf("default low window = %v, want manual", got)
 	}
 	if err := Default().Validate(); err != nil {

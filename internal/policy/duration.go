@@ -76,7 +76,7 @@ func parseDuration(s string) (time.Duration, error) {
 // formatDuration renders d the way people write policy durations: whole
 // days from two days up ("7d"), otherwise hours ("4h", "24h", "36h"), with
 // minutes when needed ("1h30m", "2d1h30m"). Weeks are not used, so the
-// default medium window reads "7d" as the seed writes it; seconds are dropped.
+// default medium rebuild delay reads "7d" as the seed writes it; seconds are dropped.
 func formatDuration(d time.Duration) string {
 	d = d.Truncate(time.Minute)
 	if d <= 0 {

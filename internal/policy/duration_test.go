@@ -120,36 +120,36 @@ func TestParseWindow(t *testing.T) {
 		{in: "2w", within: 14 * 24 * time.Hour, str: "14d"},
 	}
 	for _, tc := range tests {
-		w, err := ParseWindow(tc.in)
+		w, err := ParseDelay(tc.in)
 		if err != nil {
-			t.Errorf("ParseWindow(%q): %v", tc.in, err)
+			t.Errorf("ParseDelay(%q): %v", tc.in, err)
 			continue
 		}
 		d, isWithin := w.Duration()
 		if w.IsImmediate() != tc.immediate || w.IsManual() != tc.manual || d != tc.within ||
 			isWithin != (tc.within > 0) || !w.IsSet() {
-			t.Errorf("ParseWindow(%q) = %+v, want immediate=%v manual=%v within=%v", tc.in, w, tc.immediate, tc.manual, tc.within)
+			t.Errorf("ParseDelay(%q) = %+v, want immediate=%v manual=%v within=%v", tc.in, w, tc.immediate, tc.manual, tc.within)
 		}
 		if w.String() != tc.str {
-			t.Errorf("ParseWindow(%q).String() = %q, want %q", tc.in, w.String(), tc.str)
+			t.Errorf("ParseDelay(%q).String() = %q, want %q", tc.in, w.String(), tc.str)
 		}
 	}
 	for _, bad := range []string{"", "soon", "never", "0h", "4 hours", "-1h"} {
-		_, err := ParseWindow(bad)
+		_, err := ParseDelay(bad)
 		if err == nil {
-			t.Errorf("ParseWindow(%q) succeeded, want an error", bad)
+			t.Errorf("ParseDelay(%q) succeeded, want an error", bad)
 			continue
 		}
 		for _, form := range []string{"`immediate`", "`manual`", "30m, 4h, 7d or 2w"} {
 			if !strings.Contains(err.Error(), form) {
-				t.Errorf("ParseWindow(%q) error %q does not mention %s", bad, err, form)
+				t.Errorf("ParseDelay(%q) error %q does not mention %s", bad, err, form)
 			}
 		}
 	}
 	if Within(0) != Immediate() || Within(-time.Hour) != Immediate() {
 		t.Errorf("Within(≤0) must be Immediate")
 	}
-	if (Window{}).IsSet() || (Window{}).String() != "" {
-		t.Errorf("zero Window must be unset and render empty")
+	if (Delay{}).IsSet() || (Delay{}).String() != "" {
+		t.Errorf("zero Delay must be unset and render empty")
 	}
 }

@@ -17,8 +17,8 @@ const (
 )
 
 func (p Policy) withDefaults() Policy {
-	defaults := DefaultSecurityWindows()
-	w := &p.SecurityWindows
+	defaults := DefaultRebuildDelays()
+	w := &p.RebuildDelays
 	if !w.Critical.IsSet() {
 		w.Critical = defaults.Critical
 	}
@@ -98,8 +98,8 @@ func checkUSD(field string, v float64) error {
 	return nil
 }
 
-func (p Policy) windowFor(level securitylevel.Level) Window {
-	w := p.withDefaults().SecurityWindows
+func (p Policy) rebuildDelayFor(level securitylevel.Level) Delay {
+	w := p.withDefaults().RebuildDelays
 	switch level {
 	case securitylevel.Critical:
 		return w.Critical

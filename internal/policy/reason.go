@@ -44,20 +44,20 @@ func (r reasoner) updateSubject(u BaseImageUpdate, level securitylevel.Level, sk
 	if kind == "" {
 		kind = "base image"
 	}
-	released := "released " + r.time(u.ReleasedAt)
+	created := "created " + r.time(u.NewImageCreationDate)
 	if skewed {
-		released += " (in the future by this clock; counted as now)"
+		created += " (in the future by this clock; counted as now)"
 	}
 	old := image(u.OldImageID, u.OldImageName)
 	if u.OldImageID == "" && u.OldImageName == "" {
 		old = "the previous base image"
 	}
 	return fmt.Sprintf("Base image %s replaces %s: %s update, security level %s, %s",
-		image(u.NewImageID, u.NewImageName), old, kind, level, released)
+		image(u.NewImageID, u.NewImageName), old, kind, level, created)
 }
 
 func (r reasoner) awaitingApproval(level securitylevel.Level, hint string) string {
-	s := fmt.Sprintf("; not rebuilt: awaiting manual approval because the %s window is manual", level)
+	s := fmt.Sprintf("; not rebuilt: awaiting manual approval because the %s rebuild delay is manual", level)
 	if hint = strings.TrimSpace(hint); hint != "" {
 		s += "; to approve, " + strings.TrimSuffix(hint, ".")
 	}
@@ -65,7 +65,7 @@ func (r reasoner) awaitingApproval(level securitylevel.Level, hint string) strin
 }
 
 func (r reasoner) ageSubject(a ImageAge, skewed bool, maxAge time.Duration, deadline time.Time, passed bool) string {
-	created := "created " + r.time(a.CreatedAt)
+	created := "created " + r.time(a.CreationDate)
 	if skewed {
 		created += " (in the future by this clock; counted as now)"
 	}
@@ -94,7 +94,7 @@ func (d Decision) headline() string {
 	case RebuildNow:
 		return "Rebuild due now: " + what
 	case Deferred:
-		return fmt.Sprintf("Rebuild deferred until %s, due by %s", r.time(d.NextWindowStart), r.time(d.Deadline))
+		return fmt.Sprintf("Rebuild deferred until %s, due by %s", r.time(d.NextBuildWindowStart), r.time(d.Deadline))
 	case AwaitingApproval:
 		return strings.ToUpper(what[:1]) + what[1:] + " awaits manual approval"
 	}

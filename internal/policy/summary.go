@@ -7,7 +7,7 @@ import (
 
 func (p Policy) summary() string {
 	p = p.withDefaults()
-	w := p.SecurityWindows
+	w := p.RebuildDelays
 	parts := []string{
 		fmt.Sprintf("critical %s, high %s, medium %s, low %s, unknown %s",
 			w.Critical.phrase(), w.High.phrase(), w.Medium.phrase(), w.Low.phrase(), w.Unknown.phrase()),

@@ -56,7 +56,7 @@ type baseImageSelectorModel struct {
 var latestBaseImageAttrTypes = map[string]attr.Type{
 	"id":             types.StringType,
 	"name":           types.StringType,
-	"release_time":   types.StringType,
+	"creation_date":  types.StringType,
 	"security_level": types.StringType,
 	"update_type":    types.StringType,
 }

@@ -163,7 +163,7 @@ func (r *imageStreamResource) refreshBaseImage(ctx context.Context, state *image
 		d, err := policy.Decide(policy.Change{Update: &policy.BaseImageUpdate{
 			OldImageID: oldID, OldImageName: current,
 			NewImageID: latest.Image.ID, NewImageName: latest.Image.Name,
-			ReleasedAt: latest.Image.CreationDate, Level: latest.SecurityLevel, UpdateType: latest.UpdateType,
+			NewImageCreationDate: latest.Image.CreationDate, Level: latest.SecurityLevel, UpdateType: latest.UpdateType,
 			ApprovalHint: fmt.Sprintf("change rebuild_trigger of stream %q, or run terraform apply -replace on it", state.Name.ValueString()),
 		}}, pol, now())
 		if err != nil {
@@ -189,7 +189,7 @@ func latestBaseImageValue(res *baseimage.Result) (types.Object, diag.Diagnostics
 	return types.ObjectValue(latestBaseImageAttrTypes, map[string]attr.Value{
 		"id":             types.StringValue(res.Image.ID),
 		"name":           types.StringValue(res.Image.Name),
-		"release_time":   timeString(res.Image.CreationDate),
+		"creation_date":  timeString(res.Image.CreationDate),
 		"security_level": types.StringValue(res.SecurityLevel.String()),
 		"update_type":    types.StringValue(res.UpdateType),
 	})

@@ -364,7 +364,7 @@ func TestAccImageStream_badInput(t *testing.T) {
 
 // layeredWorld registers the vendor image the stream starts on and points
 // the SSM parameter at it.
-func registerVendorImage(t *testing.T, name string, released time.Time) string {
+func registerVendorImage(t *testing.T, name string, created time.Time) string {
 	t.Helper()
 	c := testAccClients(t, awsclient.Target{})
 	ctx := context.Background()
@@ -375,7 +375,7 @@ func registerVendorImage(t *testing.T, name string, released time.Time) string {
 		t.Fatal(err)
 	}
 	id := aws.ToString(out.ImageId)
-	if err := testAccWorld.Moto.SetImageCreationDate(ctx, testAccRegion, id, released); err != nil {
+	if err := testAccWorld.Moto.SetImageCreationDate(ctx, testAccRegion, id, created); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.SSM.PutParameter(ctx, &ssm.PutParameterInput{
@@ -411,14 +411,14 @@ func setClock(t *testing.T, at time.Time) {
 
 // TestAccImageStream_baseImageUpdates walks a layered stream through the
 // four outcomes of a newer base image: immediate, inside the build window,
-// deferred to the window, and waiting for manual approval (then approved
+// deferred to the build window, and waiting for manual approval (then approved
 // through rebuild_trigger).
 func TestAccImageStream_baseImageUpdates(t *testing.T) {
 	window, err := policy.ParseBuildWindow("02:00", "06:00", "UTC")
 	if err != nil {
 		t.Fatal(err)
 	}
-	releaseB := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	createdB := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
 		name   string
 		policy policy.Policy
@@ -430,14 +430,14 @@ func TestAccImageStream_baseImageUpdates(t *testing.T) {
 		reason    string // regexp on rebuild_reason
 		approval  bool
 	}{
-		{"immediate", policy.Policy{SecurityWindows: policy.SecurityWindows{High: policy.Immediate()}, BuildWindow: &window},
-			"high", "", releaseB.Add(time.Hour), true, `rebuild now because the high window is immediate`, false},
+		{"immediate", policy.Policy{RebuildDelays: policy.RebuildDelays{High: policy.Immediate()}, BuildWindow: &window},
+			"high", "", createdB.Add(time.Hour), true, `rebuild now because the high rebuild delay is immediate`, false},
 		{"in window", policy.Policy{BuildWindow: &window},
 			"high", "", time.Date(2026, 11, 21, 3, 0, 0, 0, time.UTC), true, `rebuild now inside the build window \(open until 2026-11-21 06:00 UTC\)`, false},
 		{"deferred", policy.Policy{BuildWindow: &window},
-			"high", "important", releaseB.Add(time.Hour), false, `rebuild deferred until the build window opens at 2026-11-21 02:00 UTC`, false},
+			"high", "important", createdB.Add(time.Hour), false, `rebuild deferred until the build window opens at 2026-11-21 02:00 UTC`, false},
 		{"manual", policy.Policy{BuildWindow: &window},
-			"low", "", releaseB.Add(time.Hour), false, `awaiting manual approval because the low window is manual; to approve, change rebuild_trigger`, true},
+			"low", "", createdB.Add(time.Hour), false, `awaiting manual approval because the low rebuild delay is manual; to approve, change rebuild_trigger`, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("AUTOAMI_CACHE_DIR", t.TempDir())
@@ -477,7 +477,7 @@ resource "autoami_image_stream" "app" {
 				},
 				{
 					// A newer base image appears; refresh asks the policy.
-					PreConfig:          func() { imageB = registerVendorImage(t, "vendor-2026.11.20", releaseB) },
+					PreConfig:          func() { imageB = registerVendorImage(t, "vendor-2026.11.20", createdB) },
 					RefreshState:       true,
 					ExpectNonEmptyPlan: tc.rebuild,
 					Check: func(s *terraform.State) error {
@@ -485,6 +485,7 @@ resource "autoami_image_stream" "app" {
 							resource.TestCheckResourceAttr(addr, "latest_base_image.name", "vendor-2026.11.20"),
 							resource.TestCheckResourceAttr(addr, "latest_base_image.id", imageB),
 							resource.TestCheckResourceAttr(addr, "latest_base_image.security_level", tc.level),
+							resource.TestCheckResourceAttr(addr, "latest_base_image.creation_date", createdB.Format(time.RFC3339)),
 							resource.TestCheckResourceAttr(addr, "rebuild_required", fmt.Sprint(tc.rebuild)),
 							resource.TestMatchResourceAttr(addr, "rebuild_reason", regexp.MustCompile(
 								`^Base image `+imageB+` \(vendor-2026.11.20\) replaces `+imageA+` \(vendor-2026.11.01\).*`+tc.reason)),
@@ -515,7 +516,7 @@ resource "autoami_image_stream" "app" {
 				})
 			}
 			if tc.name == "deferred" {
-				// The window opens: the next scheduled plan rebuilds.
+				// The build window opens: the next scheduled plan rebuilds.
 				steps = append(steps, resource.TestStep{
 					PreConfig: func() { setClock(t, time.Date(2026, 11, 21, 2, 30, 0, 0, time.UTC)) },
 					Config:    config("one"),

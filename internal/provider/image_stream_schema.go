@@ -136,7 +136,7 @@ func (r *imageStreamResource) Schema(ctx context.Context, _ resource.SchemaReque
 				Attributes: map[string]schema.Attribute{
 					"id":             computedStringAttr("Image ID in the home region."),
 					"name":           computedStringAttr("Image name."),
-					"release_time":   computedStringAttr("Creation time of the image (RFC 3339)."),
+					"creation_date":  computedStringAttr("When the image was created (EC2's `CreationDate`, RFC 3339); its level's rebuild delay counts from it."),
 					"security_level": computedStringAttr(securityLevelDescription),
 					"update_type":    computedStringAttr("`security`, `feature`, `maintenance` or `unknown`."),
 				},

@@ -29,7 +29,7 @@ type policyResourceModel struct {
 	ParameterPrefix types.String `tfsdk:"parameter_prefix"`
 	ParameterName   types.String `tfsdk:"parameter_name"`
 	ARN             types.String `tfsdk:"arn"`
-	SecurityWindows types.Object `tfsdk:"security_windows"`
+	RebuildDelays   types.Object `tfsdk:"rebuild_delays"`
 	MaxAge          types.String `tfsdk:"max_age"`
 	BuildWindow     types.Object `tfsdk:"build_window"`
 	Retention       types.Object `tfsdk:"retention"`
@@ -41,7 +41,7 @@ type policyResourceModel struct {
 	Document        types.String `tfsdk:"document"`
 }
 
-type securityWindowsModel struct {
+type rebuildDelaysModel struct {
 	Critical types.String `tfsdk:"critical"`
 	High     types.String `tfsdk:"high"`
 	Medium   types.String `tfsdk:"medium"`
@@ -73,7 +73,7 @@ type priceModel struct {
 }
 
 var (
-	securityWindowsAttrTypes = map[string]attr.Type{
+	rebuildDelaysAttrTypes = map[string]attr.Type{
 		"critical": types.StringType, "high": types.StringType, "medium": types.StringType,
 		"low": types.StringType, "unknown": types.StringType,
 	}
@@ -117,20 +117,20 @@ func resolvePolicyPlan(ctx context.Context, cfg policyResourceModel, data *provi
 	}
 	m.ID = m.ParameterName // what image streams and published AMIs take as policy_id
 
-	if !cfg.SecurityWindows.IsUnknown() {
-		var sw securityWindowsModel
-		if !cfg.SecurityWindows.IsNull() {
-			diags.Append(cfg.SecurityWindows.As(ctx, &sw, objectAsOptions)...)
+	if !cfg.RebuildDelays.IsUnknown() {
+		var delays rebuildDelaysModel
+		if !cfg.RebuildDelays.IsNull() {
+			diags.Append(cfg.RebuildDelays.As(ctx, &delays, objectAsOptions)...)
 		}
-		d := defaults.SecurityWindows
-		sw.Critical = stringOr(sw.Critical, d.Critical.String())
-		sw.High = stringOr(sw.High, d.High.String())
-		sw.Medium = stringOr(sw.Medium, d.Medium.String())
-		sw.Low = stringOr(sw.Low, d.Low.String())
-		if sw.Unknown.IsNull() {
-			sw.Unknown = sw.High // unknown follows high unless set
+		d := defaults.RebuildDelays
+		delays.Critical = stringOr(delays.Critical, d.Critical.String())
+		delays.High = stringOr(delays.High, d.High.String())
+		delays.Medium = stringOr(delays.Medium, d.Medium.String())
+		delays.Low = stringOr(delays.Low, d.Low.String())
+		if delays.Unknown.IsNull() {
+			delays.Unknown = delays.High // unknown follows high unless set
 		}
-		m.SecurityWindows = objectFrom(ctx, securityWindowsAttrTypes, sw, &diags)
+		m.RebuildDelays = objectFrom(ctx, rebuildDelaysAttrTypes, delays, &diags)
 	}
 	m.MaxAge = stringOr(cfg.MaxAge, policy.FormatDuration(defaults.MaxAge))
 
@@ -199,7 +199,7 @@ func policyFromModel(ctx context.Context, m policyResourceModel) (policy.Policy,
 	for _, v := range []interface {
 		IsNull() bool
 		IsUnknown() bool
-	}{m.Name, m.SecurityWindows, m.MaxAge, m.Retention} {
+	}{m.Name, m.RebuildDelays, m.MaxAge, m.Retention} {
 		if !known(v) {
 			return policy.Policy{}, false, diags
 		}
@@ -211,12 +211,12 @@ func policyFromModel(ctx context.Context, m policyResourceModel) (policy.Policy,
 	}
 	p := policy.Policy{Name: m.Name.ValueString()}
 	allKnown := true
-	parseWindow := func(at path.Path, v types.String, into *policy.Window) {
+	parseDelay := func(at path.Path, v types.String, into *policy.Delay) {
 		if !known(v) {
 			allKnown = false
 			return
 		}
-		w, err := policy.ParseWindow(v.ValueString())
+		w, err := policy.ParseDelay(v.ValueString())
 		if err != nil {
 			diags.AddAttributeError(at, "Invalid "+attributeName(at), attributeName(at)+": "+err.Error())
 			return
@@ -224,14 +224,14 @@ func policyFromModel(ctx context.Context, m policyResourceModel) (policy.Policy,
 		*into = w
 	}
 
-	var sw securityWindowsModel
-	diags.Append(m.SecurityWindows.As(ctx, &sw, objectAsOptions)...)
-	swPath := path.Root("security_windows")
-	parseWindow(swPath.AtName("critical"), sw.Critical, &p.SecurityWindows.Critical)
-	parseWindow(swPath.AtName("high"), sw.High, &p.SecurityWindows.High)
-	parseWindow(swPath.AtName("medium"), sw.Medium, &p.SecurityWindows.Medium)
-	parseWindow(swPath.AtName("low"), sw.Low, &p.SecurityWindows.Low)
-	parseWindow(swPath.AtName("unknown"), sw.Unknown, &p.SecurityWindows.Unknown)
+	var delays rebuildDelaysModel
+	diags.Append(m.RebuildDelays.As(ctx, &delays, objectAsOptions)...)
+	delaysPath := path.Root("rebuild_delays")
+	parseDelay(delaysPath.AtName("critical"), delays.Critical, &p.RebuildDelays.Critical)
+	parseDelay(delaysPath.AtName("high"), delays.High, &p.RebuildDelays.High)
+	parseDelay(delaysPath.AtName("medium"), delays.Medium, &p.RebuildDelays.Medium)
+	parseDelay(delaysPath.AtName("low"), delays.Low, &p.RebuildDelays.Low)
+	parseDelay(delaysPath.AtName("unknown"), delays.Unknown, &p.RebuildDelays.Unknown)
 
 	maxAge, err := policy.ParseDuration(m.MaxAge.ValueString())
 	if err != nil {
@@ -259,7 +259,7 @@ func policyFromModel(ctx context.Context, m policyResourceModel) (policy.Policy,
 		p.Retention.KeepRevisions = int(r.KeepRevisions.ValueInt64())
 		p.Retention.DeleteSnapshots = r.DeleteSnapshots.ValueBool()
 	}
-	parseWindow(path.Root("retention").AtName("deregister_after"), r.DeregisterAfter, &p.Retention.DeregisterAfter)
+	parseDelay(path.Root("retention").AtName("deregister_after"), r.DeregisterAfter, &p.Retention.DeregisterAfter)
 
 	if !m.Budget.IsNull() {
 		var b budgetModel
@@ -302,13 +302,13 @@ func policyFromModel(ctx context.Context, m policyResourceModel) (policy.Policy,
 func setModelFromPolicy(ctx context.Context, p policy.Policy, m *policyResourceModel) diag.Diagnostics {
 	var diags diag.Diagnostics
 	p = p.WithDefaults()
-	w := p.SecurityWindows
-	m.SecurityWindows = objectFrom(ctx, securityWindowsAttrTypes, securityWindowsModel{
-		Critical: types.StringValue(w.Critical.String()),
-		High:     types.StringValue(w.High.String()),
-		Medium:   types.StringValue(w.Medium.String()),
-		Low:      types.StringValue(w.Low.String()),
-		Unknown:  types.StringValue(w.Unknown.String()),
+	delays := p.RebuildDelays
+	m.RebuildDelays = objectFrom(ctx, rebuildDelaysAttrTypes, rebuildDelaysModel{
+		Critical: types.StringValue(delays.Critical.String()),
+		High:     types.StringValue(delays.High.String()),
+		Medium:   types.StringValue(delays.Medium.String()),
+		Low:      types.StringValue(delays.Low.String()),
+		Unknown:  types.StringValue(delays.Unknown.String()),
 	}, &diags)
 	m.MaxAge = types.StringValue(policy.FormatDuration(p.MaxAge))
 	m.BuildWindow = types.ObjectNull(buildWindowAttrTypes)

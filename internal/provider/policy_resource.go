@@ -44,30 +44,30 @@ func (r *policyResource) Metadata(_ context.Context, req resource.MetadataReques
 
 // Descriptions shared by the schema and the docs.
 const (
-	windowForms   = "`immediate`, `manual`, or a duration: a whole number of minutes, hours, days or weeks (`30m`, `4h`, `7d`, `2w`, or combined largest first, `1d12h`)"
+	delayForms    = "`immediate`, `manual`, or a duration: a whole number of minutes, hours, days or weeks (`30m`, `4h`, `7d`, `2w`, or combined largest first, `1d12h`)"
 	durationForms = "a duration: a whole number of minutes, hours, days or weeks (`30m`, `4h`, `7d`, `2w`, or combined largest first, `1d12h`)"
 )
 
-func levelWindowAttribute(level, def string) schema.StringAttribute {
+func rebuildDelayAttribute(level, def string) schema.StringAttribute {
 	return schema.StringAttribute{
 		Optional: true,
 		Computed: true,
-		MarkdownDescription: fmt.Sprintf("How long after its release a %s update may wait before the rebuild: %s. Default `%s`.",
-			level, windowForms, def),
-		Validators: []validator.String{policyStringValidator{kind: kindWindow}},
+		MarkdownDescription: fmt.Sprintf("Rebuild delay of a %s update: how long after the new base image's creation date "+
+			"the stream may wait before it is rebuilt: %s. Default `%s`.", level, delayForms, def),
+		Validators: []validator.String{policyStringValidator{kind: kindDelay}},
 	}
 }
 
 func (r *policyResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
 	d := policy.Default()
 	resp.Schema = schema.Schema{
-		MarkdownDescription: "The rules for security rebuilds: how soon an update of each security level must be built " +
-			"(`immediate`, a duration, or `manual`), the best-before age of published AMIs, the off-peak build window, " +
-			"retention of old revisions and a cost budget.\n\n" +
-			"The deadline of an update is its release time plus its level's window. Inside the build window (or without one) " +
-			"a due rebuild is planned at once; outside it the rebuild is deferred to the next window, with a plan warning, " +
-			"unless that window opens at or after the deadline, in which case it is planned at once. A `manual` level is " +
-			"never rebuilt without approval. An AMI is rebuilt in the last build window before it reaches `max_age`, or " +
+		MarkdownDescription: "The rules for security rebuilds: the rebuild delay of each security level (how soon an " +
+			"update must be built: `immediate`, a duration, or `manual`), the best-before age of published AMIs, the daily " +
+			"off-peak build window, retention of old revisions and a cost budget.\n\n" +
+			"The deadline of an update is the new base image's creation date plus its level's rebuild delay. Inside the " +
+			"build window (or without one) a due rebuild is planned at once; outside it the rebuild is deferred to the " +
+			"next build window, with a plan warning, unless that build window opens at or after the deadline, in which " +
+			"case it is planned at once. A level whose rebuild delay is `manual` is never rebuilt without approval. An AMI is rebuilt in the last build window before it reaches `max_age`, or " +
 			"at once when it is older.\n\n" +
 			"The policy is stored as a JSON document in an SSM parameter of the provider's home region " +
 			"(`" + defaultParameterPrefix + "<name>` by default), so it can be read and audited outside Terraform. " +
@@ -102,22 +102,23 @@ func (r *policyResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 				MarkdownDescription: "ARN of the SSM parameter.",
 				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 			},
-			"security_windows": schema.SingleNestedAttribute{
+			"rebuild_delays": schema.SingleNestedAttribute{
 				Optional: true,
 				Computed: true,
-				MarkdownDescription: "How long an update of each security level may wait after its release. " +
+				MarkdownDescription: "The rebuild delay of each security level: how long after the new base image's creation " +
+					"date an update of that level may wait before the stream is rebuilt. " +
 					"An update's level comes from the base image's tags or an advisory feed; `unknown` is for updates neither labels.",
 				Attributes: map[string]schema.Attribute{
-					"critical": levelWindowAttribute("critical", d.SecurityWindows.Critical.String()),
-					"high":     levelWindowAttribute("high", d.SecurityWindows.High.String()),
-					"medium":   levelWindowAttribute("medium", d.SecurityWindows.Medium.String()),
-					"low":      levelWindowAttribute("low", d.SecurityWindows.Low.String()),
+					"critical": rebuildDelayAttribute("critical", d.RebuildDelays.Critical.String()),
+					"high":     rebuildDelayAttribute("high", d.RebuildDelays.High.String()),
+					"medium":   rebuildDelayAttribute("medium", d.RebuildDelays.Medium.String()),
+					"low":      rebuildDelayAttribute("low", d.RebuildDelays.Low.String()),
 					"unknown": schema.StringAttribute{
 						Optional: true,
 						Computed: true,
-						MarkdownDescription: "How long an update of unknown level may wait: " + windowForms +
+						MarkdownDescription: "Rebuild delay of an update of unknown level: " + delayForms +
 							". Default: the same as `high`.",
-						Validators: []validator.String{policyStringValidator{kind: kindWindow}},
+						Validators: []validator.String{policyStringValidator{kind: kindDelay}},
 					},
 				},
 			},
@@ -170,9 +171,9 @@ func (r *policyResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 						Optional: true,
 						Computed: true,
 						MarkdownDescription: "How long a revision that fell out of the kept set stays registered (deprecated) " +
-							"before it is deregistered: " + windowForms + "; `manual` means never automatically. Default `" +
+							"before it is deregistered: " + delayForms + "; `manual` means never automatically. Default `" +
 							d.Retention.DeregisterAfter.String() + "`.",
-						Validators: []validator.String{policyStringValidator{kind: kindWindow}},
+						Validators: []validator.String{policyStringValidator{kind: kindDelay}},
 					},
 					"delete_snapshots": schema.BoolAttribute{
 						Optional:            true,

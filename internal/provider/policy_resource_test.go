@@ -121,7 +121,7 @@ resource "autoami_policy" "test" {
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(policyAddr, plancheck.ResourceActionCreate),
 					plancheck.ExpectKnownValue(policyAddr, tfjsonpath.New("summary"), knownvalue.StringExact(defaultPolicySummary)),
-					plancheck.ExpectKnownValue(policyAddr, tfjsonpath.New("security_windows").AtMapKey("unknown"), knownvalue.StringExact("24h")),
+					plancheck.ExpectKnownValue(policyAddr, tfjsonpath.New("rebuild_delays").AtMapKey("unknown"), knownvalue.StringExact("24h")),
 					plancheck.ExpectUnknownValue(policyAddr, tfjsonpath.New("arn")),
 				}},
 				ConfigStateChecks: []statecheck.StateCheck{
@@ -129,7 +129,7 @@ resource "autoami_policy" "test" {
 					statecheck.ExpectKnownValue(policyAddr, tfjsonpath.New("parameter_name"), knownvalue.StringExact(param)),
 					statecheck.ExpectKnownValue(policyAddr, tfjsonpath.New("arn"),
 						knownvalue.StringRegexp(regexp.MustCompile(`^arn:aws:ssm:us-east-1:[0-9]{12}:parameter`+param+`$`))),
-					statecheck.ExpectKnownValue(policyAddr, tfjsonpath.New("security_windows"), knownvalue.ObjectExact(map[string]knownvalue.Check{
+					statecheck.ExpectKnownValue(policyAddr, tfjsonpath.New("rebuild_delays"), knownvalue.ObjectExact(map[string]knownvalue.Check{
 						"critical": knownvalue.StringExact("4h"), "high": knownvalue.StringExact("24h"),
 						"medium": knownvalue.StringExact("7d"), "low": knownvalue.StringExact("manual"),
 						"unknown": knownvalue.StringExact("24h"),
@@ -161,7 +161,7 @@ resource "autoami_policy" "test" {
 				Config: testAccProviderConfig + `
 resource "autoami_policy" "test" {
   name = "acc-defaults"
-  security_windows = {
+  rebuild_delays = {
     critical = "immediate"
     high     = "6h"
     medium   = "2w"
@@ -179,21 +179,21 @@ resource "autoami_policy" "test" {
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(policyAddr, plancheck.ResourceActionUpdate),
 					// unknown follows high when not set.
-					plancheck.ExpectKnownValue(policyAddr, tfjsonpath.New("security_windows").AtMapKey("unknown"), knownvalue.StringExact("6h")),
+					plancheck.ExpectKnownValue(policyAddr, tfjsonpath.New("rebuild_delays").AtMapKey("unknown"), knownvalue.StringExact("6h")),
 				}},
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue(policyAddr, tfjsonpath.New("summary"), knownvalue.StringExact(
 						"critical immediately, high within 6h, medium within 14d, low within 30d, unknown within 6h; best before 14d; "+
 							"builds 22:00-04:30 Europe/Berlin; keeps 5 revisions, deregisters older ones at once and keeps their snapshots; "+
 							"budget $100.00/month (+$50.00 for critical rebuilds); custom prices for 1 region")),
-					statecheck.ExpectKnownValue(policyAddr, tfjsonpath.New("security_windows").AtMapKey("medium"), knownvalue.StringExact("2w")),
+					statecheck.ExpectKnownValue(policyAddr, tfjsonpath.New("rebuild_delays").AtMapKey("medium"), knownvalue.StringExact("2w")),
 					statecheck.ExpectKnownValue(policyAddr, tfjsonpath.New("tags_all"), knownvalue.MapExact(map[string]knownvalue.Check{
 						"team": knownvalue.StringExact("platform"),
 					})),
 				},
 				Check: resource.ComposeTestCheckFunc(
 					testAccCheckStoredPolicy(t, param, func(p policy.Policy, raw string) error {
-						if d, _ := p.SecurityWindows.Medium.Duration(); d != 14*24*60*60*1e9 || p.BuildWindow == nil ||
+						if d, _ := p.RebuildDelays.Medium.Duration(); d != 14*24*60*60*1e9 || p.BuildWindow == nil ||
 							p.BuildWindow.Zone() != "Europe/Berlin" || p.Budget == nil || p.Budget.UrgentUSD != 50 ||
 							p.Prices["eu-central-1"].UnpackerHourUSD != 0.02 || p.Retention.DeleteSnapshots {
 							return fmt.Errorf("stored policy does not match the configuration:\n%s", raw)
@@ -214,7 +214,7 @@ resource "autoami_policy" "test" {
 				ImportState:             true,
 				ImportStateId:           param,
 				ImportStateVerify:       true,
-				ImportStateVerifyIgnore: []string{"security_windows.medium"},
+				ImportStateVerifyIgnore: []string{"rebuild_delays.medium"},
 			},
 			{
 				// Back to defaults: removing attributes restores the defaults.
@@ -240,7 +240,7 @@ resource "autoami_policy" "test" {
 const driftConfig = testAccProviderConfig + `
 resource "autoami_policy" "test" {
   name = "acc-drift"
-  security_windows = { high = "12h" }
+  rebuild_delays = { high = "12h" }
   tags = { owner = "sec" }
 }`
 
@@ -254,7 +254,7 @@ func TestAccPolicy_outOfBandEdit(t *testing.T) {
 		Steps: []resource.TestStep{
 			{Config: driftConfig},
 			{
-				// Someone loosens the high window by hand: the plan shows it
+				// Someone loosens the high rebuild delay by hand: the plan shows it
 				// and apply puts the configured rules back.
 				PreConfig: func() {
 					_, raw, err := storedPolicyDocument(t, driftParam)
@@ -266,11 +266,11 @@ func TestAccPolicy_outOfBandEdit(t *testing.T) {
 				Config: driftConfig,
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(policyAddr, plancheck.ResourceActionUpdate),
-					plancheck.ExpectKnownValue(policyAddr, tfjsonpath.New("security_windows").AtMapKey("high"), knownvalue.StringExact("12h")),
+					plancheck.ExpectKnownValue(policyAddr, tfjsonpath.New("rebuild_delays").AtMapKey("high"), knownvalue.StringExact("12h")),
 				}},
 				Check: testAccCheckStoredPolicy(t, driftParam, func(p policy.Policy, raw string) error {
-					if d, _ := p.SecurityWindows.High.Duration(); d.Hours() != 12 {
-						return fmt.Errorf("high window not restored: %s", raw)
+					if d, _ := p.RebuildDelays.High.Duration(); d.Hours() != 12 {
+						return fmt.Errorf("high rebuild delay not restored: %s", raw)
 					}
 					return nil
 				}),
@@ -463,13 +463,13 @@ func TestAccPolicy_invalidConfig(t *testing.T) {
 		name, policyName, body string
 		want                   string
 	}{
-		{"window word", "", `security_windows = { high = "soon" }`,
-			`(?s)security_windows\.high: invalid window "soon".*` + "`immediate`, `manual`, or.*30m, 4h, 7d or 2w"},
-		{"window unit", "", `security_windows = { critical = "4s" }`, `(?s)security_windows\.critical: invalid window "4s"`},
-		{"window zero", "", `security_windows = { unknown = "0h" }`, `(?s)security_windows\.unknown: invalid window "0h"`},
+		{"delay word", "", `rebuild_delays = { high = "soon" }`,
+			`(?s)rebuild_delays\.high: invalid delay "soon".*` + "`immediate`, `manual`, or.*30m, 4h, 7d or 2w"},
+		{"delay unit", "", `rebuild_delays = { critical = "4s" }`, `(?s)rebuild_delays\.critical: invalid delay "4s"`},
+		{"delay zero", "", `rebuild_delays = { unknown = "0h" }`, `(?s)rebuild_delays\.unknown: invalid delay "0h"`},
 		{"max age keyword", "", `max_age = "manual"`, `(?s)max_age: invalid duration "manual".*30m, 4h, 7d or\s+2w`},
 		{"max age order", "", `max_age = "1h1d"`, `(?s)max_age: invalid duration "1h1d".*out of order`},
-		{"deregister", "", `retention = { deregister_after = "later" }`, `(?s)retention\.deregister_after: invalid window "later"`},
+		{"deregister", "", `retention = { deregister_after = "later" }`, `(?s)retention\.deregister_after: invalid delay "later"`},
 		{"keep zero", "", `retention = { keep_revisions = 0 }`, `(?s)keep_revisions.*between 1 and 1000`},
 		{"window start equals end", "", `build_window = { start = "02:00", end = "02:00" }`, `(?s)build_window: build window start and end are both\s+02:00`},
 		{"window bad time", "", `build_window = { start = "25:00", end = "02:00" }`, `(?s)build_window\.start: invalid time of day "25:00".*HH:MM`},
@@ -515,7 +515,7 @@ func TestResolvePolicyPlanDefaults(t *testing.T) {
 	cfg := policyResourceModel{
 		Name:            types.StringValue("prod"),
 		ParameterPrefix: types.StringNull(),
-		SecurityWindows: objectFrom(ctx, securityWindowsAttrTypes, securityWindowsModel{
+		RebuildDelays: objectFrom(ctx, rebuildDelaysAttrTypes, rebuildDelaysModel{
 			Critical: types.StringNull(), High: types.StringValue("2h"), Medium: types.StringNull(), Low: types.StringNull(), Unknown: types.StringNull(),
 		}, &diags),
 		MaxAge:      types.StringNull(),
@@ -532,10 +532,10 @@ func TestResolvePolicyPlanDefaults(t *testing.T) {
 	if got := m.ParameterName.ValueString(); got != "/autoami/policies/prod" || m.ID.ValueString() != got {
 		t.Errorf("parameter_name = %q, id = %q", got, m.ID.ValueString())
 	}
-	var sw securityWindowsModel
-	m.SecurityWindows.As(ctx, &sw, objectAsOptions)
-	if sw.Critical.ValueString() != "4h" || sw.High.ValueString() != "2h" || sw.Unknown.ValueString() != "2h" || sw.Low.ValueString() != "manual" {
-		t.Errorf("security windows = %+v", sw)
+	var delays rebuildDelaysModel
+	m.RebuildDelays.As(ctx, &delays, objectAsOptions)
+	if delays.Critical.ValueString() != "4h" || delays.High.ValueString() != "2h" || delays.Unknown.ValueString() != "2h" || delays.Low.ValueString() != "manual" {
+		t.Errorf("rebuild delays = %+v", delays)
 	}
 	var r retentionModel
 	m.Retention.As(ctx, &r, objectAsOptions)
@@ -578,7 +578,7 @@ func TestPolicyModelRoundTrip(t *testing.T) {
 	}
 	want := policy.Policy{
 		Name: "prod",
-		SecurityWindows: policy.SecurityWindows{
+		RebuildDelays: policy.RebuildDelays{
 			Critical: policy.Immediate(), High: policy.Within(6 * 3600e9), Low: policy.Manual(),
 		},
 		MaxAge:      14 * 24 * 3600e9,

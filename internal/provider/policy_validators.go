@@ -16,8 +16,8 @@ import (
 type policyStringKind int
 
 const (
-	// kindWindow: `immediate`, `manual` or a duration.
-	kindWindow policyStringKind = iota
+	// kindDelay: `immediate`, `manual` or a duration.
+	kindDelay policyStringKind = iota
 	// kindDuration: a duration only.
 	kindDuration
 	// kindClock: a time of day, HH:MM.
@@ -35,7 +35,7 @@ type policyStringValidator struct {
 
 func (v policyStringValidator) Description(context.Context) string {
 	switch v.kind {
-	case kindWindow:
+	case kindDelay:
 		return "must be `immediate`, `manual`, or a duration such as 30m, 4h, 7d or 2w"
 	case kindDuration:
 		return "must be a duration such as 30m, 4h, 7d or 2w"
@@ -61,8 +61,8 @@ func (v policyStringValidator) ValidateString(_ context.Context, req validator.S
 
 func (v policyStringValidator) check(s string) error {
 	switch v.kind {
-	case kindWindow:
-		_, err := policy.ParseWindow(s)
+	case kindDelay:
+		_, err := policy.ParseDelay(s)
 		return err
 	case kindDuration:
 		_, err := policy.ParseDuration(s)
@@ -74,7 +74,7 @@ func (v policyStringValidator) check(s string) error {
 }
 
 // attributeName renders a path the way users write it in HCL:
-// security_windows.high, prices["us-east-1"].unpacker_hour_usd.
+// rebuild_delays.high, prices["us-east-1"].unpacker_hour_usd.
 func attributeName(p path.Path) string { return p.String() }
 
 // buildWindowValidator checks the build window as a whole: start ≠ end (the

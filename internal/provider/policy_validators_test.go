@@ -16,12 +16,12 @@ func TestPolicyStringValidator(t *testing.T) {
 		value   types.String
 		wantErr string // "" = valid
 	}{
-		{kindWindow, types.StringValue("immediate"), ""},
-		{kindWindow, types.StringValue("manual"), ""},
-		{kindWindow, types.StringValue("1d12h"), ""},
-		{kindWindow, types.StringValue("soon"), "security_windows.high: invalid window \"soon\": want `immediate`, `manual`, or"},
-		{kindWindow, types.StringNull(), ""},
-		{kindWindow, types.StringUnknown(), ""},
+		{kindDelay, types.StringValue("immediate"), ""},
+		{kindDelay, types.StringValue("manual"), ""},
+		{kindDelay, types.StringValue("1d12h"), ""},
+		{kindDelay, types.StringValue("soon"), "rebuild_delays.high: invalid delay \"soon\": want `immediate`, `manual`, or"},
+		{kindDelay, types.StringNull(), ""},
+		{kindDelay, types.StringUnknown(), ""},
 		{kindDuration, types.StringValue("2w"), ""},
 		{kindDuration, types.StringValue("immediate"), "invalid duration \"immediate\""},
 		{kindClock, types.StringValue("02:00"), ""},
@@ -29,7 +29,7 @@ func TestPolicyStringValidator(t *testing.T) {
 		{kindZone, types.StringValue("America/New_York"), ""},
 		{kindZone, types.StringValue("EST5EDT8"), "unknown time zone"},
 	}
-	at := path.Root("security_windows").AtName("high")
+	at := path.Root("rebuild_delays").AtName("high")
 	for _, tc := range tests {
 		resp := &validator.StringResponse{}
 		policyStringValidator{kind: tc.kind}.ValidateString(context.Background(),
@@ -41,7 +41,7 @@ func TestPolicyStringValidator(t *testing.T) {
 			t.Errorf("kind %d, %v: no error, want %q", tc.kind, tc.value, tc.wantErr)
 		case tc.wantErr != "":
 			d := resp.Diagnostics.Errors()[0]
-			if !strings.Contains(d.Detail(), tc.wantErr) || !strings.Contains(d.Summary(), "security_windows.high") {
+			if !strings.Contains(d.Detail(), tc.wantErr) || !strings.Contains(d.Summary(), "rebuild_delays.high") {
 				t.Errorf("kind %d, %v: error %q / %q, want detail containing %q", tc.kind, tc.value, d.Summary(), d.Detail(), tc.wantErr)
 			}
 		}

@@ -1,14 +1,14 @@
-# Critical fixes at once, the rest in the night window in Berlin, low-severity
+# Critical fixes at once, the rest in the nightly build window in Berlin, low-severity
 # updates only when approved, and no AMI older than 30 days.
 resource "autoami_policy" "prod" {
   name = "prod"
 
-  security_windows = {
+  rebuild_delays = {
     critical = "immediate"
     high     = "24h"
     medium   = "7d"
     low      = "manual"
-    # unknown defaults to the same window as high
+    # unknown defaults to the same rebuild delay as high
   }
 
   max_age = "30d"
