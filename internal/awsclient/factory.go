@@ -160,10 +160,11 @@ func (f *factory) clientsFor(ctx context.Context, target Target) (*Clients, erro
 	if entry.clients != nil || entry.err != nil {
 		return entry.clients, entry.err
 	}
-	entry.clients, entry.err = f.build(ctx, target)
-	if errors.Is(entry.err, context.Canceled) {
-		entry.err = nil // the caller gave up; the next one may try again
+	clients, err := f.build(ctx, target)
+	if errors.Is(err, context.Canceled) {
+		return nil, err // the caller gave up: not kept, the next one may try again
 	}
+	entry.clients, entry.err = clients, err
 	return entry.clients, entry.err
 }
 
