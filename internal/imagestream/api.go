@@ -87,6 +87,16 @@ func Load(ctx context.Context, src Source, opts LoadOptions) (*Content, error) {
 	return load(ctx, src, opts)
 }
 
+// CheckDirectorySource says whether a directory source given in block
+// ("root_filesystem" or "overlay") can be read on this system: nil on
+// Linux; elsewhere (ownership, xattrs and device nodes cannot be read as a
+// Linux root filesystem holds them) an error naming block.directory and
+// suggesting a tarball. Plans call it before reading anything; Load refuses
+// a directory source with the same error.
+func CheckDirectorySource(block string) error {
+	return directorySourceError(block, manifest.DirectorySupport())
+}
+
 // Uploaded is what Upload did.
 type Uploaded struct {
 	ManifestURI     string

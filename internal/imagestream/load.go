@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"syscall"
 
 	"github.com/autoami/terraform-provider-autoami/internal/unpacker/manifest"
 	"github.com/autoami/terraform-provider-autoami/internal/unpacker/objects"
@@ -27,6 +26,9 @@ func load(ctx context.Context, src Source, opts LoadOptions) (*Content, error) {
 		}
 	case src.Directory != "":
 		c.Path = describe(src.Kind, "directory", src.Directory)
+		if err := CheckDirectorySource(sourceBlock(src.Kind)); err != nil {
+			return nil, err // names the attribute already
+		}
 		c.Manifest, c.Objects, err = loadDirectory(ctx, src.Directory, opts)
 	case src.Tarball != "":
 		c.Path = describe(src.Kind, "tarball", src.Tarball)
@@ -55,10 +57,7 @@ func load(ctx context.Context, src Source, opts LoadOptions) (*Content, error) {
 }
 
 func describe(kind SourceKind, field, path string) string {
-	if kind == KindLayered {
-		return fmt.Sprintf("overlay.%s %s", field, path)
-	}
-	return fmt.Sprintf("root_filesystem.%s %s", field, path)
+	return fmt.Sprintf("%s.%s %s", sourceBlock(kind), field, path)
 }
 
 func loadDirectory(ctx context.Context, dir string, opts LoadOptions) (*manifest.Manifest, objects.Source, error) {
@@ -97,7 +96,7 @@ func loadTarball(ctx context.Context, path string, opts LoadOptions) (*manifest.
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err := cachedManifest(path, fi, opts, func() (*manifest.Manifest, error) {
+	m, err := cachedManifest(path, f, fi, opts, func() (*manifest.Manifest, error) {
 		return manifest.FromTar(ctx, f, manifest.TarOptions{MaxSize: opts.MaxTarSize})
 	})
 	if err != nil {
@@ -118,7 +117,7 @@ func loadRaw(ctx context.Context, path string, opts LoadOptions) (*manifest.Mani
 		f.Close()
 		return nil, nil, nil, err
 	}
-	m, err := cachedManifest(path, fi, opts, func() (*manifest.Manifest, error) {
+	m, err := cachedManifest(path, f, fi, opts, func() (*manifest.Manifest, error) {
 		return manifest.FromRawImage(ctx, f, fi.Size())
 	})
 	if err != nil {
@@ -132,19 +131,19 @@ func loadRaw(ctx context.Context, path string, opts LoadOptions) (*manifest.Mani
 // model or tar checks changed must not trust manifests an older one cached.
 const manifestCacheVersion = "autoami-manifest-cache-v1"
 
-// cachedManifest returns the manifest of the file (fi, from the open handle)
+// cachedManifest returns the manifest of the open file f (fi is its stat)
 // from the cache when the file's identity is unchanged, else builds and
-// caches it.
-func cachedManifest(path string, fi os.FileInfo, opts LoadOptions, build func() (*manifest.Manifest, error)) (*manifest.Manifest, error) {
+// caches it. Where the system offers no file identity, nothing is cached.
+func cachedManifest(path string, f *os.File, fi os.FileInfo, opts LoadOptions, build func() (*manifest.Manifest, error)) (*manifest.Manifest, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, errors.New("not a regular file")
 	}
 	cachePath := ""
 	if opts.CacheDir != "" {
 		abs, _ := filepath.Abs(path)
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			key := fmt.Sprintf("%s\x00%s\x00%d\x00%d\x00%d.%d\x00%d\x00%d\x00max=%d", manifestCacheVersion, abs, fi.Size(),
-				fi.ModTime().UnixNano(), st.Ctim.Sec, st.Ctim.Nsec, st.Ino, st.Dev, opts.MaxTarSize)
+		if id, err := fileIdentity(f); err == nil {
+			key := fmt.Sprintf("%s\x00%s\x00%d\x00%d\x00%s\x00max=%d", manifestCacheVersion, abs, fi.Size(),
+				fi.ModTime().UnixNano(), id, opts.MaxTarSize)
 			cachePath = filepath.Join(opts.CacheDir, "manifests", cacheName(key)+".manifest")
 			if b, err := os.ReadFile(cachePath); err == nil {
 				if m, err := manifest.Unmarshal(b); err == nil {

@@ -13,6 +13,11 @@
 // gzip or zstd; GNU or PAX, including PAX xattr records) or a raw image
 // (FromRawImage). DirectorySource, TarSource and RawImageSource serve the
 // content objects of a manifest from the place it was built from.
+//
+// Everything but reading a directory tree works on every system. The
+// directory scan and its stat cache (the *_linux.go files) need Linux; on
+// other systems FromDirectory, ScanDirectory, WriteStatCache and
+// DirectorySource refuse with ErrDirectoryUnsupported (see DirectorySupport).
 package manifest
 
 import (
@@ -198,7 +203,8 @@ type DirOptions struct {
 // symlink and never crosses into another mount: an entry on another mount
 // than root (a mount point inside the tree, bind mounts included) is an
 // error naming it. Sockets (as tar does) and entries of types the manifest
-// has no name for are skipped, with a warning.
+// has no name for are skipped, with a warning. Linux only: elsewhere the
+// error wraps ErrDirectoryUnsupported.
 func FromDirectory(ctx context.Context, root string, opts DirOptions) (*Manifest, error) {
 	return fromDirectory(ctx, root, opts)
 }

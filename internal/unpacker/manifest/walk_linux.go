@@ -75,6 +75,10 @@ func statOf(st *unix.Stat_t) fileStat {
 	return fileStat{Ino: st.Ino, Size: st.Size, MtimeNs: st.Mtim.Nano(), CtimeNs: st.Ctim.Nano()}
 }
 
+// directorySupport: Linux has every call the scan needs (statx, openat2,
+// l*xattr) and reports everything a manifest records.
+func directorySupport() error { return nil }
+
 func fromDirectory(ctx context.Context, root string, opts DirOptions) (*Manifest, error) {
 	sc, err := scanDirectory(ctx, root, opts)
 	if err != nil {
