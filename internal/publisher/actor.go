@@ -97,7 +97,8 @@ func (a *actor) do(ctx context.Context, step Step) (Step, error) {
 	case StepCreateSnapshot:
 		return StepRelease, a.createSnapshot(ctx)
 	case StepRelease:
-		return StepWaitSnapshot, a.release(ctx)
+		// The stream must not stay unmounted, whatever happens to ctx now.
+		return StepWaitSnapshot, a.release(context.WithoutCancel(ctx))
 	case StepWriteSnapshot:
 		return StepWaitSnapshot, a.writeRawSnapshot(ctx)
 	case StepWaitSnapshot:
