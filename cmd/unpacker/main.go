@@ -74,9 +74,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	global.SetOutput(stderr)
 	level := global.String("log-level", "info", "log level: debug, info, warn or error")
 	jsonLogs := global.Bool("log-json", false, "log as JSON lines instead of text")
+	showVersion := global.Bool("version", false, "print the version (the one /v1/health reports) and exit")
 	global.Usage = func() { printCommands(stderr) }
 	if err := global.Parse(args); err != nil {
 		return 2
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, "unpacker", daemonVersion())
+		return 0
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
@@ -125,6 +130,7 @@ func printCommands(w io.Writer) {
 	}
 	sort.Strings(names)
 	fmt.Fprintln(w, "usage: unpacker [-log-level LEVEL] [-log-json] COMMAND [ARGS]")
+	fmt.Fprintln(w, "       unpacker -version")
 	fmt.Fprintln(w, "commands:")
 	for _, n := range names {
 		c := commands[n]
