@@ -73,6 +73,7 @@ func (m *manager) stageBinary(ctx context.Context, bin unpackerbinary.Binary) (s
 	if m.store == nil {
 		return "", errors.New("no content store to upload the unpacker binary to: set content_store on the provider")
 	}
+	start := time.Now()
 	data, err := bin.ReadAll()
 	if err != nil {
 		return "", err
@@ -85,7 +86,7 @@ func (m *manager) stageBinary(ctx context.Context, bin unpackerbinary.Binary) (s
 		return "", fmt.Errorf("unpacker binary (%s): stored digest %s differs from %s", bin.Source, d, bin.SHA256)
 	}
 	m.log.InfoContext(ctx, "unpacker binary in the content store", "sha256", bin.SHA256, "version", bin.Version,
-		"uploaded", uploaded, "bytes", len(data), "key", m.store.ObjectKey(d))
+		"uploaded", uploaded, "bytes", len(data), "key", m.store.ObjectKey(d), "seconds", time.Since(start).Seconds())
 	return m.store.PresignObject(ctx, m.presigner, d, binaryURLExpiry)
 }
 
@@ -97,6 +98,7 @@ func (m *manager) create(ctx context.Context, spec Spec, id Identity) (*Unpacker
 	if err != nil {
 		return nil, err
 	}
+	began := time.Now()
 	c, err := m.clients.For(ctx, spec.Target)
 	if err != nil {
 		return nil, err
@@ -116,6 +118,8 @@ func (m *manager) create(ctx context.Context, spec Spec, id Identity) (*Unpacker
 	if err != nil {
 		return nil, err
 	}
+	m.log.InfoContext(ctx, "found image and subnet", "target", where, "image", img.ID, "subnet", place.SubnetID,
+		"seconds", time.Since(began).Seconds())
 	url, err := m.stageBinary(ctx, spec.Binary)
 	if err != nil {
 		return nil, err
@@ -142,7 +146,7 @@ func (m *manager) create(ctx context.Context, spec Spec, id Identity) (*Unpacker
 	in := runInstancesInput(spec, img, place, groups, userData, tags)
 	m.log.InfoContext(ctx, "launching unpacker instance", "target", where, "image", img.ID, "image_name", img.Name,
 		"instance_type", spec.InstanceType, "subnet", place.SubnetID, "zone", place.Zone, "client_token", aws.ToString(in.ClientToken))
-	out, err := c.EC2.RunInstances(ctx, in)
+	out, err := c.EC2.RunInstances(ctx, in, func(o *ec2.Options) { o.Retryer = capacityIsFinal{o.Retryer} })
 	if err != nil {
 		err = explainLaunchError(launchContext{where: where, instanceType: spec.InstanceType, zone: place.Zone, imageID: img.ID, kmsKeyID: spec.KMSKeyID}, err)
 		if u.CreatedSecurityGroupID != "" {
@@ -177,7 +181,7 @@ func (m *manager) create(ctx context.Context, spec Spec, id Identity) (*Unpacker
 	u.ServerCertificateFingerprint = got.fingerprint
 	u.UnpackerVersion = got.health.Version
 	m.log.InfoContext(ctx, "unpacker ready", "instance", u.InstanceID, "target", where, "endpoint", u.Endpoint,
-		"fingerprint", u.ServerCertificateFingerprint, "version", u.UnpackerVersion)
+		"fingerprint", u.ServerCertificateFingerprint, "version", u.UnpackerVersion, "seconds", time.Since(began).Seconds())
 	return u, nil
 }
 
@@ -219,6 +223,29 @@ func runInstancesInput(spec Spec, img image, place placement, groups []string, u
 		in.SecurityGroupIds = groups
 	}
 	return in
+}
+
+// capacityIsFinal is the SDK's retryer except that a capacity or quota
+// refusal is not retried: the SDK retries it as a server error, with backoff
+// for minutes, but AWS advises another zone or type or a later try, which is
+// the user's call (explainLaunchError says so).
+type capacityIsFinal struct{ aws.Retryer }
+
+func (r capacityIsFinal) IsErrorRetryable(err error) bool {
+	switch code := apiCode(err); {
+	case strings.HasPrefix(code, "Insufficient") && strings.HasSuffix(code, "Capacity"),
+		code == "InstanceLimitExceeded", code == "VcpuLimitExceeded":
+		return false
+	}
+	return r.Retryer.IsErrorRetryable(err)
+}
+
+// GetAttemptToken keeps the retry quota of the wrapped retryer (aws.RetryerV2).
+func (r capacityIsFinal) GetAttemptToken(ctx context.Context) (func(error) error, error) {
+	if v2, ok := r.Retryer.(aws.RetryerV2); ok {
+		return v2.GetAttemptToken(ctx)
+	}
+	return r.Retryer.GetInitialToken(), nil
 }
 
 func clientToken() string {
