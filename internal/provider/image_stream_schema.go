@@ -24,7 +24,7 @@ func fileTreeSourceAttributes(what string) map[string]schema.Attribute {
 	return map[string]schema.Attribute{
 		"directory": schema.StringAttribute{
 			Optional:            true,
-			MarkdownDescription: fmt.Sprintf("Directory holding %s (read as root to keep owners, modes, xattrs and device nodes).", what),
+			MarkdownDescription: fmt.Sprintf("Directory holding %s (read as root to keep owners, modes, xattrs and device nodes). Linux only: elsewhere a plan refuses it; use `tarball`.", what),
 			Validators:          []validator.String{stringvalidator.LengthAtLeast(1)},
 		},
 		"tarball": schema.StringAttribute{
