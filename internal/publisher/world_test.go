@@ -110,7 +110,8 @@ func newEnv(t *testing.T) *env {
 	}
 	e := &env{t: t, ctx: ctx, presigner: s3.NewPresignClient(s3c), keys: map[string]string{}, events: &recorder{t: t}}
 	e.store = contentstore.New(s3c, contentstore.Location{Bucket: testBucket, Prefix: "store/"}, contentstore.Options{})
-	e.factory, err = awsclient.NewFactory(ctx, awsclient.Settings{Region: homeRegion, EndpointURL: world.Endpoint, MaxRetries: 2})
+	// Few retries: a fault test's injected 5xx fails fast.
+	e.factory, err = newFactory(ctx, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,6 +135,12 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// newFactory is an AWS client factory reaching the world's proxy as the
+// provider would (maxRetries 0: awsclient's default).
+func newFactory(ctx context.Context, maxRetries int) (*awsclient.Factory, error) {
+	return awsclient.NewFactory(ctx, awsclient.Settings{Region: homeRegion, EndpointURL: world.Endpoint, MaxRetries: maxRetries})
 }
 
 // publisher returns a Publisher of the env with fast polling.
