@@ -205,10 +205,19 @@ func testUpgrade(t *testing.T, mw *machineWorld) {
 	newURL, newSum := mw.upload(ctx, t, newBinary)
 	newCA := testpki.NewCA(t, "autoami rotated client CA")
 	userData := mw.userData(bootstrap{URL: newURL, SHA256: newSum, CAPEM: string(newCA.PEM)})
-	// AWS wants base64 here too; the SDK encodes the blob once more.
+	// The blob goes as the user data itself: the SDK base64-encodes it, as
+	// AWS wants it on the wire (terraform-provider-aws does the same).
 	if _, err := mw.ec2.ModifyInstanceAttribute(ctx, &ec2.ModifyInstanceAttributeInput{InstanceId: aws.String(id),
-		UserData: &ec2types.SecureBlobAttributeValue{Value: []byte(base64.StdEncoding.EncodeToString([]byte(userData)))}}); err != nil {
+		UserData: &ec2types.SecureBlobAttributeValue{Value: []byte(userData)}}); err != nil {
 		t.Fatal(err)
+	}
+	stored, err := mw.ec2.DescribeInstanceAttribute(ctx, &ec2.DescribeInstanceAttributeInput{InstanceId: aws.String(id),
+		Attribute: ec2types.InstanceAttributeNameUserData})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := base64.StdEncoding.DecodeString(aws.ToString(stored.UserData.Value)); err != nil || string(got) != userData {
+		t.Fatalf("DescribeInstanceAttribute userData after the change is %.60q (%v); want the user data given", got, err)
 	}
 	if _, err := mw.ec2.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{id}}); err != nil {
 		t.Fatal(err)

@@ -1242,3 +1242,24 @@ def _modify_instance_attribute(self, instance_id, key, value):
 
 
 InstanceBackend.modify_instance_attribute = _modify_instance_attribute
+
+
+# GAP: ModifyInstanceAttribute's UserData.Value is a blob, which SDKs send
+# base64-encoded once (aws-sdk-go-v2 encodes the bytes it is given, so
+# terraform-provider-aws passes the raw user data). moto's query parser
+# decodes it to those raw bytes, and moto's parse_user_data then takes them
+# for base64 text: it refused real user data (InvalidUserData.Malformed) and
+# stored base64 text given twice encoded as the user data. AWS stores the
+# bytes as given; user data sent as a string (RunInstances) is base64 text.
+import moto.ec2.responses.instances as _instance_responses  # noqa: E402
+
+_prev_parse_user_data = _instance_responses.parse_user_data
+
+
+def _parse_user_data(value):
+    if isinstance(value, (bytes, bytearray)):
+        return core_b64(bytes(value))
+    return _prev_parse_user_data(value)
+
+
+_instance_responses.parse_user_data = _parse_user_data
