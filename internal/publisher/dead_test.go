@@ -95,3 +95,67 @@ func TestDeadUnpackerMidUnpack(t *testing.T) {
 	}
 	e.wantOnePerTarget(pub, targets, 1)
 }
+
+// A publication deleted while its unpacker is stopped detaches and
+// deletes the stream volume without the daemon; when the unpacker runs
+// again its daemon still remembers the stream on the deleted volume, and
+// the next publication of the stream has it forget that and publishes.
+func TestDeleteWhileTheUnpackerIsStopped(t *testing.T) {
+	e := newEnv(t)
+	trees := bootfs.MustBuild(t)
+	targets := e.targets(accountA)[:1]
+	tg := targets[0]
+	rev := e.upload("web/boot", trees.Rev1)
+	pub := testPublication("pub-stopped", "web/boot", rev)
+	p := e.publisher()
+	if err := p.Publish(e.ctx, pub, targets).Error(); err != nil {
+		t.Fatal(err)
+	}
+	c := e.ec2In(tg.AccountID, tg.Region)
+	in := &ec2.DescribeInstancesInput{InstanceIds: []string{tg.InstanceID}}
+	fast := func(min, max *time.Duration) { *min, *max = 50*time.Millisecond, 500*time.Millisecond }
+	if _, err := c.StopInstances(e.ctx, &ec2.StopInstancesInput{InstanceIds: []string{tg.InstanceID}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ec2.NewInstanceStoppedWaiter(c, func(o *ec2.InstanceStoppedWaiterOptions) { fast(&o.MinDelay, &o.MaxDelay) }).Wait(e.ctx, in, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Delete(e.ctx, pub, targets); err != nil {
+		t.Fatal(err)
+	}
+	if left := e.leftovers(pub.ID); len(left) > 0 {
+		t.Fatalf("left after deleting with the unpacker stopped: %v", left)
+	}
+	if _, err := c.StartInstances(e.ctx, &ec2.StartInstancesInput{InstanceIds: []string{tg.InstanceID}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ec2.NewInstanceRunningWaiter(c, func(o *ec2.InstanceRunningWaiterOptions) { fast(&o.MinDelay, &o.MaxDelay) }).Wait(e.ctx, in, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	var stale wire.Status
+	if err := pollUntil(e.ctx, Polling{MinDelay: 50 * time.Millisecond, MaxDelay: 500 * time.Millisecond}, "the daemon after the restart", time.Minute,
+		func(ctx context.Context) (bool, error) {
+			st, err := mustDial(t, tg).Status(ctx)
+			stale = st
+			return err == nil, nil
+		}); err != nil {
+		t.Fatal(err)
+	}
+	if len(stale.Streams) != 1 {
+		t.Fatalf("the restarted daemon holds streams %+v; the test needs it to remember the deleted volume's", stale.Streams)
+	}
+	pub2 := pub
+	pub2.ID = "pub-stopped-2"
+	out := p.Publish(e.ctx, pub2, targets)
+	if err := out.Error(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := mustDial(t, tg).Status(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Streams) != 1 || st.Streams[0].VolumeID != out.Results[0].Record.VolumeID || len(st.Devices) != 1 {
+		t.Errorf("the daemon holds streams %+v, devices %+v; want only the new volume %s", st.Streams, st.Devices, out.Results[0].Record.VolumeID)
+	}
+	e.wantOnePerTarget(pub2, targets, 1)
+}

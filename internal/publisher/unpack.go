@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/autoami/terraform-provider-autoami/internal/unpacker/client"
 	"github.com/autoami/terraform-provider-autoami/internal/unpacker/wire"
@@ -29,13 +31,8 @@ func (a *actor) associate(ctx context.Context) (Step, error) {
 	}
 	for _, s := range st.Streams {
 		if s.Name == a.pub.Stream && s.VolumeID != volumeID {
-			if !a.retired[s.VolumeID] {
-				return "", fmt.Errorf("the unpacker holds stream %q on volume %s, which this publication did not make in this run: "+
-					"one publication per stream and target (another publication of this stream?)", s.Name, s.VolumeID)
-			}
-			// The daemon still knows the replaced volume.
-			if err := c.ForgetStream(ctx, wire.ForgetStreamRequest{Stream: s.Name}); err != nil && !isWireCode(err, wire.CodeNotFound) {
-				return "", fmt.Errorf("forget stream %q on replaced volume %s: %w", s.Name, s.VolumeID, err)
+			if err := a.forgetStale(ctx, s); err != nil {
+				return "", err
 			}
 		}
 	}
@@ -64,6 +61,34 @@ func (a *actor) associate(ctx context.Context) (Step, error) {
 		}
 	}
 	return StepUnpack, nil
+}
+
+// forgetStale makes the daemon forget the stream it holds on another
+// volume: one this run replaced, or one that is gone or no longer attached
+// here (deleted while the unpacker was stopped). A volume of another
+// publication attached here is a conflict: one publication per stream and
+// target.
+func (a *actor) forgetStale(ctx context.Context, s wire.Stream) error {
+	if !a.retired[s.VolumeID] {
+		out, err := a.aws.EC2.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []ec2types.Filter{{Name: aws.String("volume-id"), Values: []string{s.VolumeID}}}})
+		if err != nil {
+			return fmt.Errorf("DescribeVolumes %s (the volume the unpacker holds stream %q on): %w", s.VolumeID, s.Name, err)
+		}
+		for _, v := range out.Volumes {
+			if a.attachedHere(v) && tagValue(v.Tags, TagPublication) != a.pub.ID {
+				return fmt.Errorf("the unpacker holds stream %q on volume %s of publication %q: one publication per stream and target",
+					s.Name, s.VolumeID, tagValue(v.Tags, TagPublication))
+			}
+		}
+	}
+	a.info(StepAssociate, "the unpacker forgets stream %q on volume %s, which is not the stream volume any more", s.Name, s.VolumeID)
+	if err := a.unpacker.ForgetStream(ctx, wire.ForgetStreamRequest{Stream: s.Name}); err != nil && !isWireCode(err, wire.CodeNotFound) {
+		return fmt.Errorf("unpacker: forget stream %q on volume %s: %w", s.Name, s.VolumeID, err)
+	}
+	if err := a.unpacker.DetachDevice(ctx, wire.DetachDeviceRequest{VolumeID: s.VolumeID}); err != nil && !isWireCode(err, wire.CodeNotFound) {
+		a.info(StepAssociate, "the unpacker keeps the device of volume %s: %v", s.VolumeID, err)
+	}
+	return nil
 }
 
 func atRevision(s wire.Stream) string {
