@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
@@ -28,6 +29,11 @@ var (
 
 // unpackerPolling tunes the waits of unpacker instances; tests make it fast.
 var unpackerPolling unpackerinstance.Polling
+
+// goneCleanupTimeout bounds how long a refresh that finds the instance gone
+// tries to delete the security group made for it (EC2 refuses while the
+// terminated instance's network interface is being released).
+const goneCleanupTimeout = 2 * time.Minute
 
 // NewUnpackerResource is the constructor of autoami_unpacker.
 func NewUnpackerResource() resource.Resource { return &unpackerResource{} }
@@ -183,8 +189,21 @@ func (r *unpackerResource) Read(ctx context.Context, req resource.ReadRequest, r
 			return
 		}
 		if err := mgr.Refresh(ctx, u); errors.Is(err, unpackerinstance.ErrGone) {
+			// Once out of the state, nothing would delete the security group
+			// made for the instance: it goes now (Delete of a gone instance
+			// deletes only that), within a bounded time.
+			cleanup := ""
+			if u.CreatedSecurityGroupID != "" {
+				cctx, cancel := context.WithTimeout(ctx, goneCleanupTimeout)
+				derr := mgr.Delete(cctx, u)
+				cancel()
+				cleanup = fmt.Sprintf(" Its security group %s was deleted.", u.CreatedSecurityGroupID)
+				if derr != nil {
+					cleanup = fmt.Sprintf(" Its security group %s could not be deleted (%v); delete it by hand.", u.CreatedSecurityGroupID, derr)
+				}
+			}
 			resp.Diagnostics.AddWarning("Unpacker gone",
-				fmt.Sprintf("%s; the next apply launches a new unpacker (with a new identity and fingerprint).", err))
+				fmt.Sprintf("%s.%s The next apply launches a new unpacker (with a new identity and fingerprint).", err, cleanup))
 			resp.State.RemoveResource(ctx)
 			return
 		} else if err != nil {
