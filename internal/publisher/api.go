@@ -293,6 +293,14 @@ func (p *Publisher) Refresh(ctx context.Context, pub Publication, targets []Targ
 	return p.impl.refresh(ctx, pub, targets, records)
 }
 
+// Lookup finds, by their tags, the publication's images of pub.Revision in
+// the targets (one DescribeImages per target): the records of an imported
+// publication, or of one whose records were lost. A target without an
+// available image of the revision gets a record that is not Published.
+func (p *Publisher) Lookup(ctx context.Context, pub Publication, targets []Target) (map[string]Record, error) {
+	return p.impl.lookup(ctx, pub, targets)
+}
+
 // Delete removes from the targets everything the publication made: its
 // AMIs of every revision (deregistered with their snapshots, protection
 // lifted first), snapshots not registered, the SSM parameter when it still
@@ -302,6 +310,13 @@ func (p *Publisher) Refresh(ctx context.Context, pub Publication, targets []Targ
 // per target, joined; what succeeded stays done.
 func (p *Publisher) Delete(ctx context.Context, pub Publication, targets []Target) error {
 	return p.impl.delete(ctx, pub, targets)
+}
+
+// DeleteParameter removes the SSM parameter name from the targets where
+// this publication wrote it and it still holds one of its images: for an
+// update that renames ssm_parameter or drops it.
+func (p *Publisher) DeleteParameter(ctx context.Context, pub Publication, name string, targets []Target) error {
+	return p.impl.deleteParameter(ctx, pub, name, targets)
 }
 
 // Step is where a target's actor is. The steps of a tree stream run in this

@@ -29,6 +29,37 @@ func (p *publisher) delete(ctx context.Context, pub Publication, targets []Targe
 	return errors.Join(errs...)
 }
 
+// deleteParameter removes one parameter in each target; see
+// Publisher.DeleteParameter.
+func (p *publisher) deleteParameter(ctx context.Context, pub Publication, name string, targets []Target) error {
+	if err := validateSSMParameterName(name); err != nil {
+		return err
+	}
+	errs := p.forEachTarget(ctx, targets, func(ctx context.Context, _ int, t Target) error {
+		c, err := clientsFor(ctx, p.cfg.Clients, t)
+		if err == nil {
+			var images []ec2types.Image
+			if images, err = describeOwnImages(ctx, c.EC2, pub.ID, t.Key()); err == nil {
+				d := &deleter{p: p, pub: pub, t: t, c: c.EC2}
+				err = d.deleteParameter(ctx, c.SSM, name, imageIDs(images))
+			}
+		}
+		if err != nil {
+			return &TargetError{Target: t, Step: StepDelete, Err: err}
+		}
+		return nil
+	})
+	return errors.Join(errs...)
+}
+
+func imageIDs(images []ec2types.Image) map[string]bool {
+	out := map[string]bool{}
+	for _, img := range images {
+		out[aws.ToString(img.ImageId)] = true
+	}
+	return out
+}
+
 // deleter removes one target's share of a publication.
 type deleter struct {
 	p   *publisher
@@ -54,10 +85,7 @@ func (d *deleter) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	mine := map[string]bool{}
-	for _, img := range images {
-		mine[aws.ToString(img.ImageId)] = true
-	}
+	mine := imageIDs(images)
 	if sp := d.pub.SSMParameter; sp != nil {
 		if err := d.deleteParameter(ctx, c.SSM, sp.Name, mine); err != nil {
 			return err

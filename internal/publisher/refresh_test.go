@@ -35,6 +35,17 @@ func TestRefreshFindsDriftAndPublishRepairsIt(t *testing.T) {
 	for _, r := range out.Results {
 		records[r.Target.Key()] = r.Record
 	}
+	// Records lost (or an import): found again from the tags.
+	found, err := p.Lookup(e.ctx, pub, targets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, r := range records {
+		f := found[k]
+		if !f.Published() || f.ImageID != r.ImageID || f.SnapshotID != r.SnapshotID || f.Name != r.Name || !f.CreatedAt.Equal(r.CreatedAt) {
+			t.Errorf("%s: Lookup found %+v, want %+v", k, f, r)
+		}
+	}
 	refresh := func() map[string]Drift {
 		t.Helper()
 		before := world.Faults.Stat("ec2:DescribeImages").Calls
@@ -120,4 +131,22 @@ func TestRefreshFindsDriftAndPublishRepairsIt(t *testing.T) {
 		t.Errorf("launch permissions after the repair: %v, want %v", got, want)
 	}
 	e.wantOnePerTarget(pub, targets, 1)
+
+	// The parameter renamed: the new one written, the old one removed.
+	renamed := pub
+	renamed.SSMParameter = &SSMParameter{Name: "/autoami/renamed/image-id"}
+	if err := p.Publish(e.ctx, renamed, targets).Error(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.DeleteParameter(e.ctx, renamed, pub.SSMParameter.Name, targets); err != nil {
+		t.Fatal(err)
+	}
+	for _, tg := range targets {
+		if v, ok := e.parameter(tg.AccountID, tg.Region, pub.SSMParameter.Name); ok {
+			t.Errorf("%s: the old parameter still holds %s", tg, v)
+		}
+		if v, _ := e.parameter(tg.AccountID, tg.Region, renamed.SSMParameter.Name); v != records[tg.Key()].ImageID {
+			t.Errorf("%s: the renamed parameter holds %q, want %s", tg, v, records[tg.Key()].ImageID)
+		}
+	}
 }

@@ -61,6 +61,9 @@ func validatePublication(p Publication) error {
 	if err := validateNameTemplate(p.NameTemplate, p.Stream); err != nil {
 		errs = append(errs, err)
 	}
+	if p.Date.IsZero() && strings.Contains(p.NameTemplate, placeholderDate) {
+		add("name: %q uses {date}, but the publication has no date (the revision's creation time)", p.NameTemplate)
+	}
 	if len(p.Description) > 255 {
 		add("description: %d characters, AWS allows 255", len(p.Description))
 	}

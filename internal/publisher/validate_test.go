@@ -36,7 +36,8 @@ func TestValidateNameTemplate(t *testing.T) {
 }
 
 func validPublication() Publication {
-	return Publication{ID: "pub-1", Stream: "web/al2023", Revision: testRevision, ENASupport: true, IMDSSupport: "v2.0"}.WithDefaults()
+	return Publication{ID: "pub-1", Stream: "web/al2023", Revision: testRevision, ENASupport: true, IMDSSupport: "v2.0",
+		Date: time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)}.WithDefaults()
 }
 
 func TestPublicationValidateNamesTheAttribute(t *testing.T) {
@@ -65,6 +66,7 @@ func TestPublicationValidateNamesTheAttribute(t *testing.T) {
 		{"reserved tag", func(p *Publication) { p.Tags = map[string]string{"autoami:stream": "x"} }, "tags: key \"autoami:stream\""},
 		{"aws tag", func(p *Publication) { p.Tags = map[string]string{"aws:x": "x"} }, "reserved by AWS"},
 		{"description", func(p *Publication) { p.Description = strings.Repeat("d", 256) }, "description:"},
+		{"date", func(p *Publication) { p.Date = time.Time{} }, "uses {date}, but the publication has no date"},
 	} {
 		p := validPublication()
 		tc.mutate(&p)
