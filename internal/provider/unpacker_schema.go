@@ -68,21 +68,9 @@ func (r *unpackerResource) Schema(ctx context.Context, _ resource.SchemaRequest,
 			"binary, flags: no private key, no AWS credential, no instance profile), and is trusted through the server " +
 			"certificate fingerprint its console prints. It stops itself when idle (`idle_poweroff`) and is started " +
 			"again when a publication needs it.\n\n" +
-			"Give `target` to published AMIs: `targets = [autoami_unpacker.a.target, autoami_unpacker.b.target]`.\n\n" +
-			"**Network.** On its first boot the instance needs the distribution's package mirror (unless `image_id` is " +
-			"a prepared image with the packages of the deploy README; the package step then installs nothing, though it " +
-			"still refreshes the package lists and, without a route to the mirror, fails harmlessly after apt's " +
-			"timeouts) and S3 (HTTPS) for the presigned URL of the binary; the provider needs to reach the daemon's " +
-			"`port` at the `connect_via` address.\n\n" +
-			"**Trust.** The resource makes a client CA and a client certificate (ECDSA P-256, valid 30 years); the CA's " +
-			"key is never kept, so no further certificate can be issued from it. Rotate them with " +
-			"`terraform apply -replace`. The daemon's fingerprint is read from the instance's console output " +
-			"(EC2 GetConsoleOutput), never learnt over the network; a daemon whose TLS handshake shows another " +
-			"certificate is refused.\n\n" +
-			"**In place:** `tags`; `instance_type` (stop, change, start); a new provider version or another " +
-			"`unpacker_binary` upgrades the daemon (stop, new user-data, start: the per-boot part of the bootstrap " +
-			"installs the new binary; the state directory and the server key survive, so the fingerprint stays). " +
-			"Other arguments replace the unpacker.",
+			"Give `target` to published AMIs: `targets = [autoami_unpacker.a.target, autoami_unpacker.b.target]`. " +
+			"In place: `tags`, `instance_type`, and an upgrade of the daemon when the unpacker to install has another " +
+			"digest (a new provider version, another `unpacker_binary`); other changes replace the unpacker.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				Computed:            true,
