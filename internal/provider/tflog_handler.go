@@ -11,8 +11,10 @@ import (
 // Terraform (unpackerinstance) to tflog, with the context of the call that
 // logged them, so they show with TF_LOG like the provider's own.
 type tflogHandler struct {
-	attrs []slog.Attr
-	group string
+	// fields are the attributes of With, keys already qualified by the
+	// groups open when they were added (as slog defines it).
+	fields map[string]any
+	group  string
 }
 
 // newTflogLogger is a *slog.Logger writing through tflog.
@@ -20,20 +22,22 @@ func newTflogLogger() *slog.Logger { return slog.New(&tflogHandler{}) }
 
 func (h *tflogHandler) Enabled(context.Context, slog.Level) bool { return true }
 
+func (h *tflogHandler) key(k string) string {
+	if h.group != "" {
+		return h.group + "." + k
+	}
+	return k
+}
+
 func (h *tflogHandler) Handle(ctx context.Context, r slog.Record) error {
-	fields := make(map[string]any, r.NumAttrs()+len(h.attrs))
-	add := func(a slog.Attr) bool {
-		key := a.Key
-		if h.group != "" {
-			key = h.group + "." + key
-		}
-		fields[key] = a.Value.Resolve().Any()
+	fields := make(map[string]any, r.NumAttrs()+len(h.fields))
+	for k, v := range h.fields {
+		fields[k] = v
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		fields[h.key(a.Key)] = a.Value.Resolve().Any()
 		return true
-	}
-	for _, a := range h.attrs {
-		add(a)
-	}
-	r.Attrs(add)
+	})
 	switch {
 	case r.Level >= slog.LevelError:
 		tflog.Error(ctx, r.Message, fields)
@@ -48,13 +52,16 @@ func (h *tflogHandler) Handle(ctx context.Context, r slog.Record) error {
 }
 
 func (h *tflogHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return &tflogHandler{attrs: append(append([]slog.Attr(nil), h.attrs...), attrs...), group: h.group}
+	fields := make(map[string]any, len(h.fields)+len(attrs))
+	for k, v := range h.fields {
+		fields[k] = v
+	}
+	for _, a := range attrs {
+		fields[h.key(a.Key)] = a.Value.Resolve().Any()
+	}
+	return &tflogHandler{fields: fields, group: h.group}
 }
 
 func (h *tflogHandler) WithGroup(name string) slog.Handler {
-	g := name
-	if h.group != "" {
-		g = h.group + "." + name
-	}
-	return &tflogHandler{attrs: h.attrs, group: g}
+	return &tflogHandler{fields: h.fields, group: h.key(name)}
 }

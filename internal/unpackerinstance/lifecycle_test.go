@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"github.com/autoami/terraform-provider-autoami/internal/awsclient"
 	"github.com/autoami/terraform-provider-autoami/internal/testworld/faultproxy"
 	"github.com/autoami/terraform-provider-autoami/internal/unpacker/client"
 )
@@ -23,7 +24,15 @@ func TestUnpackerLifecycle(t *testing.T) {
 	start := time.Now()
 	u, id := e.create(e.spec())
 	took := time.Since(start)
-	t.Logf("create took %s; waits: %s", took.Round(time.Millisecond), strings.Join(e.logs.waits(), ", "))
+	t.Logf("create took %s; steps: %s", took.Round(time.Millisecond), strings.Join(e.logs.waits(), ", "))
+	// A second unpacker in the same target: the binary is in the store.
+	e.logs.reset()
+	start = time.Now()
+	second, _ := e.create(e.spec())
+	t.Logf("a second create took %s; steps: %s", time.Since(start).Round(time.Millisecond), strings.Join(e.logs.waits(), ", "))
+	if err := e.mgr.Delete(e.ctx, second); err != nil {
+		t.Fatal(err)
+	}
 
 	inst := e.describe(e.ec2, u.InstanceID)
 	if u.State != "running" || u.Endpoint != u.PrivateIP+":6975" || u.UnpackerVersion != "test-1" {
@@ -236,4 +245,42 @@ func mustIdentity(t *testing.T) Identity {
 		t.Fatal(err)
 	}
 	return id
+}
+
+// Adopt (terraform import) reads back what the user-data, the security
+// group and the console say; an instance that is no unpacker is refused.
+func TestAdopt(t *testing.T) {
+	e := newEnv(t)
+	spec := e.spec()
+	spec.Port, spec.IdlePoweroff = 7443, 45*time.Minute
+	u, _ := e.create(spec)
+	got, err := e.mgr.Adopt(e.ctx, awsclient.Target{Region: homeRegion}, u.InstanceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Port != 7443 || got.IdlePoweroff != 45*time.Minute || got.BinarySHA256 != u.BinarySHA256 ||
+		got.ClientCACertificatePEM != u.ClientCACertificatePEM || got.CreatedSecurityGroupID != u.CreatedSecurityGroupID ||
+		strings.Join(got.AllowedCIDRs, ",") != "127.0.0.0/8" || got.ServerCertificateFingerprint != u.ServerCertificateFingerprint ||
+		got.Endpoint != u.PrivateIP+":7443" || got.Architecture != "x86_64" || got.Tags["team"] != "images" {
+		t.Fatalf("adopted %+v\nlaunched %+v", got, u)
+	}
+
+	plain, err := e.ec2.RunInstances(e.ctx, &ec2.RunInstancesInput{ImageId: aws.String(u.ImageID), InstanceType: ec2types.InstanceTypeT3Micro,
+		MinCount: aws.Int32(1), MaxCount: aws.Int32(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plainID := aws.ToString(plain.Instances[0].InstanceId)
+	if _, err := e.mgr.Adopt(e.ctx, awsclient.Target{Region: homeRegion}, plainID); err == nil || !strings.Contains(err.Error(), "not launched as an unpacker") {
+		t.Fatalf("adopting an instance without an unpacker's user-data: %v", err)
+	}
+	if _, err := e.mgr.Adopt(e.ctx, awsclient.Target{Region: homeRegion}, "i-0123456789abcdef0"); !errors.Is(err, ErrGone) {
+		t.Fatalf("adopting a missing instance: %v; want ErrGone", err)
+	}
+	if err := e.mgr.Delete(e.ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.ec2.TerminateInstances(e.ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{plainID}}); err != nil {
+		t.Fatal(err)
+	}
 }

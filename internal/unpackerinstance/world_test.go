@@ -209,23 +209,23 @@ func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
 func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return l }
 func (l *logRecorder) WithGroup(string) slog.Handler      { return l }
 
-// waits are the finished waits logged so far: what and how long.
+// waits are the timed steps logged so far (the waits, and the lookups and
+// the upload before the launch): what and how long.
 func (l *logRecorder) waits() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []string
 	for _, r := range l.records {
-		if !strings.HasPrefix(r.Message, "waited: ") {
-			continue
-		}
-		var secs float64
+		secs, timed := 0.0, false
 		r.Attrs(func(a slog.Attr) bool {
 			if a.Key == "seconds" {
-				secs = a.Value.Float64()
+				secs, timed = a.Value.Float64(), true
 			}
 			return true
 		})
-		out = append(out, fmt.Sprintf("%s %.3fs", strings.TrimPrefix(r.Message, "waited: "), secs))
+		if timed && !strings.HasPrefix(r.Message, "waiting: ") {
+			out = append(out, fmt.Sprintf("%s %.3fs", strings.TrimPrefix(r.Message, "waited: "), secs))
+		}
 	}
 	return out
 }
