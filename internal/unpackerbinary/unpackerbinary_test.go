@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -211,5 +212,38 @@ func TestGenerate(t *testing.T) {
 	cmd = exec.Command("go", "run", "./gen", "-out="+out)
 	if b, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(b), "AUTOAMI_VERSION") {
 		t.Fatalf("gen without a version: %v\n%s", err, b)
+	}
+}
+
+// Built with the tag (after `make build` generated the binaries), the
+// provider carries an unpacker for each architecture, of one version, each
+// a Linux executable for its machine. `go test -tags autoami_embed_unpacker`.
+func TestEmbeddedWithTag(t *testing.T) {
+	if embeddedFS == nil {
+		t.Skip("built without the " + EmbedTag + " tag")
+	}
+	doc, err := fs.ReadFile(embeddedFS, generatedDir+"/"+manifestName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m manifest
+	if err := json.Unmarshal(doc, &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, arch := range Architectures {
+		b, err := Embedded(arch, m.Version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := b.ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := checkELF(bytes.NewReader(data), "embedded", arch, elfMachines[arch]); err != nil {
+			t.Errorf("%s: %v", arch, err)
+		}
+	}
+	if _, err := Embedded(X86_64, m.Version+"-other"); err == nil {
+		t.Error("an embedded unpacker of another version than the provider's was accepted")
 	}
 }
