@@ -2,58 +2,58 @@ package cloudinit
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/autoami/terraform-provider-autoami/internal/unpacker/testpki"
+	"github.com/autoami/terraform-provider-autoami/internal/unpackerbinary"
+	"github.com/autoami/terraform-provider-autoami/internal/unpackerinstance"
 )
 
 // exampleBootstrap is a bootstrap with real material but a URL nobody
 // serves: enough for the schema.
-func exampleBootstrap(t testing.TB) bootstrap {
-	return bootstrap{
-		ClientCAPEM:  testpki.NewCA(t, "autoami test client CA").PEM,
-		BinaryURL:    "https://autoami-content.s3.eu-central-1.amazonaws.com/unpacker/0c1d?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAEXAMPLE%2F20250101%2Feu-central-1%2Fs3%2Faws4_request&X-Amz-Signature=ab12",
+func exampleBootstrap(t testing.TB) unpackerinstance.Bootstrap {
+	return unpackerinstance.Bootstrap{
+		Architecture:           unpackerbinary.X86_64,
+		ClientCACertificatePEM: string(testpki.NewCA(t, "autoami test client CA").PEM),
+		BinaryURL: "https://autoami-content.s3.eu-central-1.amazonaws.com/unpacker/0c1d?X-Amz-Algorithm=AWS4-HMAC-SHA256" +
+			"&X-Amz-Credential=AKIAEXAMPLE%2F20250101%2Feu-central-1%2Fs3%2Faws4_request&X-Amz-Signature=ab12",
 		BinarySHA256: strings.Repeat("0c", 32),
-		UnpackerArgs: "--idle-poweroff=30m",
+		IdlePoweroff: 30 * time.Minute,
 	}
 }
 
-// TestValidateUserDataAcceptsTheContract: the contract's user-data, in the
-// YAML block form deploy/README.md shows and in the JSON form the local
-// AWS's tests launch with, is valid for Debian 12's cloud-init.
+// TestValidateUserDataAcceptsTheContract: every kind of user-data the
+// provider renders (each architecture, with and without the packages step,
+// another port, no idle power-off) is valid for Debian 12's cloud-init, and
+// so is the example deploy/README.md shows.
 func TestValidateUserDataAcceptsTheContract(t *testing.T) {
 	ctx := context.Background()
-	b := exampleBootstrap(t)
-	userData := contractUserData(t, b)
-	if err := ValidateUserData(ctx, userData); err != nil {
-		t.Fatalf("the contract's user-data:\n%s\nis refused: %v", userData, err)
+	for _, arch := range unpackerbinary.Architectures {
+		for _, skip := range []bool{false, true} {
+			b := exampleBootstrap(t)
+			b.Architecture, b.SkipPackages = arch, skip
+			if skip {
+				b.Port, b.IdlePoweroff = 7000, 0
+			}
+			t.Run(fmt.Sprintf("%s, skip packages %v", arch, skip), func(t *testing.T) {
+				t.Parallel()
+				userData := contractUserData(t, b)
+				if err := ValidateUserData(ctx, userData); err != nil {
+					t.Fatalf("the provider's user-data:\n%s\nis refused: %v", userData, err)
+				}
+			})
+		}
 	}
-
-	asJSON, err := json.Marshal(map[string]any{
-		"packages": documentedPackages(t),
-		"write_files": []map[string]string{
-			{"path": "/etc/autoami-unpacker/client-ca.pem", "permissions": "0644", "content": string(b.ClientCAPEM)},
-			{"path": "/etc/systemd/system/autoami-unpacker.service", "permissions": "0644", "content": string(readRepoFile(t, "deploy", "systemd", "autoami-unpacker.service"))},
-			{"path": "/etc/default/autoami-unpacker", "permissions": "0644", "content": "UNPACKER_ARGS=" + b.UnpackerArgs + "\n"},
-		},
-		"runcmd": []any{
-			"set -e",
-			[]string{"curl", "-fsS", "--retry", "5", "-o", "/usr/local/bin/unpacker", b.BinaryURL},
-			[]string{"sh", "-c", `echo "` + b.BinarySHA256 + `  /usr/local/bin/unpacker" | sha256sum -c -`},
-			[]string{"chmod", "0755", "/usr/local/bin/unpacker"},
-			[]string{"systemctl", "daemon-reload"},
-			[]string{"systemctl", "enable", "--now", "autoami-unpacker.service"},
-		},
+	t.Run("deploy/README.md's example", func(t *testing.T) {
+		t.Parallel()
+		if err := ValidateUserData(ctx, readmeExample(t)); err != nil {
+			t.Fatalf("the documented example is refused: %v", err)
+		}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ValidateUserData(ctx, append([]byte("#cloud-config\n"), asJSON...)); err != nil {
-		t.Fatalf("the contract's user-data in JSON form is refused: %v", err)
-	}
 }
 
 // TestValidateUserDataRefuses: what Debian 12's cloud-init refuses, or would
@@ -64,7 +64,7 @@ func TestValidateUserDataRefuses(t *testing.T) {
 	mustReplace := func(old, new string) string {
 		t.Helper()
 		if !strings.Contains(valid, old) {
-			t.Fatalf("the contract's user-data has no %q:\n%s", old, valid)
+			t.Fatalf("the provider's user-data has no %q:\n%s", old, valid)
 		}
 		return strings.Replace(valid, old, new, 1)
 	}
@@ -72,17 +72,19 @@ func TestValidateUserDataRefuses(t *testing.T) {
 		name, userData string
 		want           []string
 	}{
-		{"misspelt write_files key", mustReplace("    permissions: '0644'", "    permission: '0644'"),
+		{"misspelt write_files key", mustReplace(`"permissions": "0644"`, `"permission": "0644"`),
 			[]string{"write_files.0", "'permission' was unexpected"}},
 		// cloud-init 22.4's schema allows any top-level key and cloud-init
 		// ignores one it does not know: the validator's own check.
-		{"misspelt top-level key", mustReplace("runcmd:\n", "runcmds:\n"),
+		{"misspelt top-level key", mustReplace(`"runcmd":`, `"runcmds":`),
 			[]string{"top-level key 'runcmds'", "did you mean 'runcmd'?"}},
 		// YAML 1.1 reads 0644 as the integer 420: cloud-init's schema wants
 		// a string, and in a runcmd list the command would get "493".
-		{"unquoted permissions", mustReplace("    permissions: '0644'", "    permissions: 0644"),
+		{"unquoted permissions", mustReplace(`"permissions": "0644"`, `"permissions": 0644`),
 			[]string{"write_files.0.permissions: 420 is not of type 'string'"}},
-		{"unquoted chmod mode", mustReplace("[chmod, '0755',", "[chmod, 0755,"),
+		{"unquoted chmod mode", mustReplace(`"chmod",
+      "0755",`, `"chmod",
+      0755,`),
 			[]string{"runcmd.3", "493"}},
 		{"runcmd as one string", "#cloud-config\nruncmd: set -e\n",
 			[]string{"runcmd: 'set -e' is not of type 'array'"}},
