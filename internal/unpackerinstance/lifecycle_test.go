@@ -284,3 +284,36 @@ func TestAdopt(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A bootstrap that fails on the instance (here the download of the binary
+// is refused) fails the create at once with the console's end, and returns
+// the instance so that the caller can record and delete it.
+func TestBootstrapFailureIsReported(t *testing.T) {
+	e := newEnv(t)
+	e.w.Faults.SetRules(faultproxy.Rule{Actions: []string{"s3:GetObject"},
+		Error: faultproxy.ErrorReply{Code: "AccessDenied", Message: "Request has expired", Share: faultproxy.Share{Fraction: 1}}})
+	start := time.Now()
+	u, err := e.mgr.Create(e.ctx, e.spec(), mustIdentity(t))
+	if err == nil || u == nil || u.InstanceID == "" {
+		t.Fatalf("create with a refused download: %+v, %v; want the instance and an error", u, err)
+	}
+	t.Logf("the error: %v", err)
+	for _, want := range []string{u.InstanceID, "bootstrap", "failed", "console ends", "403"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+	if took := time.Since(start); took > time.Minute {
+		t.Errorf("the failure took %s to notice", took)
+	}
+	e.w.Faults.SetRules()
+	if err := e.mgr.Delete(e.ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	if left := e.leftovers(); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
+	}
+	if groups := e.securityGroupsLeft(e.ec2); len(groups) > 0 {
+		t.Errorf("security groups left behind: %v", groups)
+	}
+}
