@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 
 	"github.com/autoami/terraform-provider-autoami/internal/awsclient"
@@ -74,6 +75,10 @@ func testAccUnpackerBinary(t *testing.T, version string) string {
 // (launched daemons use loop devices), fast waits, the binary.
 func testAccUnpackerSetup(t *testing.T) string {
 	t.Helper()
+	if os.Getenv(resource.EnvTfAcc) == "" {
+		// As resource.Test would, before the binary is built for nothing.
+		t.Skipf("acceptance test: set %s=1 (make testacc)", resource.EnvTfAcc)
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("launched unpackers need root (loop devices, mounts)")
 	}
