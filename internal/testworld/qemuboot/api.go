@@ -86,8 +86,12 @@ type Options struct {
 	Binary string
 	// Logger receives the command line and the outcome; nil discards.
 	Logger *slog.Logger
-	// ExtraDisks are attached after the image, in order, like it with
-	// qemu's -snapshot (a NoCloud seed volume, a data volume).
+	// Writable makes the machine write the image itself (pass a copy): a
+	// later machine on the same file boots what this one left, as an
+	// instance does after a stop and start. Otherwise writes are discarded.
+	Writable bool
+	// ExtraDisks are attached after the image, in order, with writes
+	// discarded (a NoCloud seed volume, a data volume).
 	ExtraDisks []ExtraDisk
 	// Network, when set, gives the machine one virtio NIC on qemu's
 	// user-mode network, restricted to its forwards; nil means no NIC.
@@ -209,6 +213,11 @@ func Start(opts Options) (*Machine, error) {
 func (m *Machine) WaitFor(ctx context.Context, re *regexp.Regexp, timeout time.Duration) (*Result, error) {
 	return m.impl.waitFor(ctx, re, timeout, false)
 }
+
+// WaitExit waits until qemu exits by itself (the guest powered off; with
+// -no-reboot also a reboot or a panic with panic=-1), at most timeout. It
+// returns an error, holding the last console lines, when qemu still runs.
+func (m *Machine) WaitExit(timeout time.Duration) error { return m.impl.waitExit(timeout) }
 
 // Console returns the serial console's output so far, as written.
 func (m *Machine) Console() string {

@@ -30,8 +30,12 @@ func qemuArgs(opts Options, accel, work, console string) ([]string, error) {
 			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+code,
 			"-drive", "if=pflash,format=raw,unit=1,file="+varsCopy)
 	}
-	// snapshot=on: writes go to a temporary overlay, never to the image.
-	drive := "file=" + opts.Image + ",format=raw,if=none,id=root,snapshot=on"
+	// snapshot=on: writes go to a temporary overlay, never to the image
+	// (unless the caller wants them kept: Writable).
+	drive := "file=" + opts.Image + ",format=raw,if=none,id=root"
+	if !opts.Writable {
+		drive += ",snapshot=on"
+	}
 	switch opts.Disk {
 	case "", NVMe:
 		args = append(args, "-drive", drive, "-device", "nvme,drive=root,serial=vol0autoami,bootindex=0")

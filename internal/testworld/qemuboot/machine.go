@@ -131,6 +131,19 @@ func (m *machine) waitFor(ctx context.Context, ready *regexp.Regexp, timeout tim
 	}
 }
 
+// waitExit waits up to timeout for qemu to exit by itself.
+func (m *machine) waitExit(timeout time.Duration) error {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-m.done:
+		return nil
+	case <-t.C:
+		return fmt.Errorf("boot %s (%s, %s): qemu still runs after %s; last console lines:\n%s",
+			m.opts.Image, m.fw, m.accel, timeout, tailOf(m.console))
+	}
+}
+
 // startAccel is the accelerator of Start: opts.Accel, else $AUTOAMI_QEMU_ACCEL,
 // else KVM when usable and no boot of this process stalled under it, else TCG.
 func startAccel(opts Options) (string, error) {

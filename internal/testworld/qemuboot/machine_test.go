@@ -66,6 +66,16 @@ func TestQemuArgsExtraDisks(t *testing.T) {
 	if strings.Contains(line, "-netdev") {
 		t.Errorf("a machine without Network got a NIC: %s", line)
 	}
+	if !strings.Contains(line, "file=/img/root.img,format=raw,if=none,id=root,snapshot=on ") {
+		t.Errorf("the image is not opened with snapshot=on: %s", line)
+	}
+	writable, err := qemuArgs(Options{Image: "/img/root.img", Writable: true}, "tcg", t.TempDir(), "/dev/null")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if line := strings.Join(writable, " "); !strings.Contains(line, "file=/img/root.img,format=raw,if=none,id=root ") {
+		t.Errorf("a Writable image is opened with snapshot=on: %s", line)
+	}
 	if _, err := qemuArgs(Options{Image: "/img/root.img", ExtraDisks: []ExtraDisk{{Path: "/img/a,b.iso"}}}, "tcg", t.TempDir(), "/dev/null"); err == nil ||
 		!strings.Contains(err.Error(), "extra disk 0") {
 		t.Errorf("a path with a comma: %v, want an error naming extra disk 0", err)
@@ -100,6 +110,9 @@ func TestStartKeepsRunning(t *testing.T) {
 	_, err = m.WaitFor(context.Background(), regexp.MustCompile(`AUTOAMI-NEVER`), time.Second)
 	if err == nil || !strings.Contains(err.Error(), "within 1s") {
 		t.Errorf("WaitFor for what never comes: %v", err)
+	}
+	if err := m.WaitExit(time.Second); err == nil || !strings.Contains(err.Error(), "qemu still runs after 1s") {
+		t.Errorf("WaitExit of a running machine: %v", err)
 	}
 	m.Stop()
 	m.Stop()
