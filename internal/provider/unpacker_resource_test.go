@@ -213,8 +213,8 @@ resource "autoami_unpacker" "u" {
 `, extra)
 }
 
-// In place: a new instance type (stop, change, start) and a new unpacker
-// binary at the same path (as a new provider version brings one: the plan
+// In place: a new instance type (stop, change, start) with new tags, and a
+// new unpacker binary at the same path (as a new provider version brings one: the plan
 // sees the digest) upgrade the same instance, and the fingerprint stays.
 func TestAccUnpacker_instanceTypeAndUpgrade(t *testing.T) {
 	testAccUnpackerSetup(t)
@@ -230,6 +230,23 @@ func TestAccUnpacker_instanceTypeAndUpgrade(t *testing.T) {
 		}
 	}
 	install(v1)
+	// The provider's default tags go on the instance too, and are no drift.
+	typeConfig := func(instanceType, tags string) string {
+		return fmt.Sprintf(`
+provider "autoami" {
+  region        = %q
+  content_store = { bucket = %q }
+  default_tags  = { owner = "platform" }
+}
+
+resource "autoami_unpacker" "u" {
+  allowed_cidrs   = ["127.0.0.0/8"]
+  unpacker_binary = %q
+  instance_type   = %q
+  tags            = %s
+}
+`, testAccRegion, testBucket, binary, instanceType, tags)
+	}
 	var first map[string]string
 	remember := func(s *terraform.State) error {
 		testAccLastState = s
@@ -257,11 +274,11 @@ func TestAccUnpacker_instanceTypeAndUpgrade(t *testing.T) {
 		CheckDestroy:             testAccCheckUnpackersGone(t, awsclient.Target{Region: testAccRegion}),
 		Steps: []resource.TestStep{
 			{
-				Config: oneUnpackerConfig(fmt.Sprintf("  unpacker_binary = %q\n  instance_type = \"t3.small\"", binary)),
+				Config: typeConfig("t3.small", `{ team = "images" }`),
 				Check:  remember,
 			},
 			{
-				Config: oneUnpackerConfig(fmt.Sprintf("  unpacker_binary = %q\n  instance_type = \"t3.medium\"", binary)),
+				Config: typeConfig("t3.medium", `{ team = "images", stage = "prod" }`),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction("autoami_unpacker.u", plancheck.ResourceActionUpdate)}},
 				ConfigStateChecks: []statecheck.StateCheck{
@@ -271,12 +288,14 @@ func TestAccUnpacker_instanceTypeAndUpgrade(t *testing.T) {
 				Check: resource.ComposeAggregateTestCheckFunc(
 					same("instance_id", "server_certificate_fingerprint", "target.client_certificate_pem"),
 					testAccCheckInstanceType(t, "autoami_unpacker.u", "t3.medium"),
+					testAccCheckInstanceTags(t, "autoami_unpacker.u", map[string]string{"team": "images", "stage": "prod",
+						"owner": "platform", unpackerinstance.TagTarget: "123456789012/" + testAccRegion}),
 					testAccCheckEnsureReadyStarts(t, "autoami_unpacker.u"),
 				),
 			},
 			{
 				PreConfig: func() { install(v2) },
-				Config:    oneUnpackerConfig(fmt.Sprintf("  unpacker_binary = %q\n  instance_type = \"t3.medium\"", binary)),
+				Config:    typeConfig("t3.medium", `{ team = "images", stage = "prod" }`),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction("autoami_unpacker.u", plancheck.ResourceActionUpdate),
 					plancheck.ExpectUnknownValue("autoami_unpacker.u", tfjsonpath.New("unpacker_version")),
@@ -658,4 +677,25 @@ func TestAccUnpacker_withoutBinaryAtPlan(t *testing.T) {
 			ExpectError: errorText("carries no unpacker binary"),
 		}},
 	})
+}
+
+func testAccCheckInstanceTags(t *testing.T, addr string, want map[string]string) resource.TestCheckFunc {
+	return func(s *terraform.State) error {
+		a, err := attrs(s, addr)
+		if err != nil {
+			return err
+		}
+		inst, err := describeInstance(context.Background(), targetEC2(t, "", testAccRegion), a["instance_id"])
+		if err != nil {
+			return err
+		}
+		got := map[string]string{}
+		for _, tag := range inst.Tags {
+			got[aws.ToString(tag.Key)] = aws.ToString(tag.Value)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			return fmt.Errorf("instance %s has tags %v, want %v", a["instance_id"], got, want)
+		}
+		return nil
+	}
 }
