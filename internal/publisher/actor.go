@@ -52,7 +52,7 @@ func (a *actor) run(ctx context.Context) (err error) {
 		if a.prepared {
 			// Interrupted or failed between preparing and releasing: the
 			// stream must not stay unmounted (nor block idle power-off).
-			a.release(context.WithoutCancel(ctx))
+			_ = a.release(context.WithoutCancel(ctx)) // a failure is logged; the next run releases
 		}
 		if err != nil {
 			a.emit(EventFailed, step, err.Error(), err)

@@ -144,9 +144,9 @@ type Publication struct {
 	Tags map[string]string
 }
 
-// WithDefaults returns p with empty BootMode, VolumeType and Architecture
-// set to the defaults (DefaultBootMode, DefaultVolumeType,
-// DefaultArchitecture).
+// WithDefaults returns p with empty BootMode, VolumeType, Architecture and
+// NameTemplate set to the defaults (DefaultBootMode, DefaultVolumeType,
+// DefaultArchitecture, DefaultNameTemplate).
 func (p Publication) WithDefaults() Publication { return withDefaults(p) }
 
 // Validate checks p without calling AWS (plan time): every problem is an
