@@ -56,16 +56,24 @@ func testAccUnpackerBinary(t *testing.T, version string) string {
 	if p, ok := unpackerBuilds[version]; ok {
 		return p
 	}
-	dir, err := os.MkdirTemp("", "autoami-acc-unpacker-")
-	if err != nil {
+	// One place per version, shared by test binaries and runs (no
+	// temporary directories left behind); written by rename, so a binary
+	// built concurrently by another test process is never seen half-written.
+	dir := filepath.Join(os.TempDir(), "autoami-test-unpacker", version)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "unpacker")
-	cmd := exec.Command("go", "build", "-ldflags", "-X main.version="+version, "-o", out, "./cmd/unpacker")
+	tmp := fmt.Sprintf("%s.%d", out, os.Getpid())
+	cmd := exec.Command("go", "build", "-ldflags", "-X main.version="+version, "-o", tmp, "./cmd/unpacker")
 	cmd.Dir = filepath.Join("..", "..")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=")
 	if b, err := cmd.CombinedOutput(); err != nil {
+		os.Remove(tmp)
 		t.Fatalf("go build ./cmd/unpacker: %v\n%s", err, b)
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		t.Fatal(err)
 	}
 	unpackerBuilds[version] = out
 	return out
