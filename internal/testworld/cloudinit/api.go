@@ -12,9 +12,14 @@
 //   - WriteSeed makes the NoCloud `cidata` volume that hands such an image
 //     its user-data, as cloud-init's NoCloud data source reads it.
 //
-// The package's test boots the image with the contract's user-data and
-// passes only when the daemon prints its fingerprint on the serial console
-// and answers over pinned mutual TLS through qemu's port forwarding.
+// The package's tests take their user-data from the provider's renderer
+// (unpackerinstance.UserData). The real boot passes only when the daemon
+// prints its fingerprint on the serial console and answers over pinned
+// mutual TLS through qemu's port forwarding, and then, after the daemon's
+// idle power-off, boots the same disk with an upgrade's user-data, which
+// cloud-init's per-boot bootcmd installs. See internal/testworld/README.md,
+// "The bootstrap for real". A first run builds the image (some minutes):
+// give `go test` a long -timeout (make test does).
 package cloudinit
 
 import (
