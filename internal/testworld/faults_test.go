@@ -19,18 +19,7 @@ import (
 // target only.
 func TestFaultAimedAtOneTarget(t *testing.T) {
 	ctx := context.Background()
-	w, err := Start(ctx, moto.Options{LogPath: t.TempDir() + "/moto.log"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := w.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
-	if err := w.Reset(ctx); err != nil {
-		t.Fatal(err)
-	}
+	w := startWorld(t, moto.Options{})
 	type target struct{ account, region string }
 	aimed := target{"222222222222", "eu-west-1"}
 	w.Faults.SetRules(faultproxy.Rule{
