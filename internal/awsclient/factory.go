@@ -35,8 +35,9 @@ const (
 	// identityTimeout bounds the first call to a target, which also proves
 	// the endpoint is reachable and the credentials (or role) work.
 	identityTimeout = 45 * time.Second
-	// identityAttempts is deliberately small: an unreachable endpoint or an
-	// unassumable role does not get better with retries.
+	// identityAttempts is deliberately small for errors other than
+	// throttling: an unreachable endpoint or an unassumable role does not
+	// get better with retries (quickRetryer).
 	identityAttempts = 2
 )
 
@@ -214,7 +215,7 @@ func (f *factory) identify(ctx context.Context, c *Clients) error {
 	ctx, cancel := context.WithTimeout(ctx, identityTimeout)
 	defer cancel()
 	out, err := c.STS.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}, func(o *sts.Options) {
-		o.Retryer = retry.AddWithMaxAttempts(o.Retryer, identityAttempts)
+		o.Retryer = newQuickRetryer(o.Retryer, identityAttempts)
 	})
 	if err != nil {
 		return f.explainIdentityError(c.Target, err)
@@ -250,16 +251,16 @@ func (f *factory) override(svc Service, base **string) {
 
 func (f *factory) stsOptions(o *sts.Options) { f.override(STS, &o.BaseEndpoint) }
 
-// assumeRoleSTSOptions configure the STS clients that assume roles: few,
-// quick retries, because an unassumable role or a wrong endpoint does not
-// heal within a run, and throttled AssumeRole calls are rare (credentials
-// are cached for their lifetime).
+// assumeRoleSTSOptions configure the STS clients that assume roles: quick
+// retries, few for errors other than throttling, because an unassumable
+// role or a wrong endpoint does not heal within a run, while throttled
+// AssumeRole calls (many targets starting at once) do.
 func (f *factory) assumeRoleSTSOptions(o *sts.Options) {
 	f.stsOptions(o)
-	o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
-		so.MaxAttempts = 3
+	o.Retryer = newQuickRetryer(retry.NewStandard(func(so *retry.StandardOptions) {
+		so.MaxAttempts = DefaultMaxRetries + 1
 		so.MaxBackoff = 2 * time.Second
-	})
+	}), 3)
 }
 
 func (f *factory) endpoint(svc Service) string {
