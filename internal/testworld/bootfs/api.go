@@ -38,3 +38,7 @@ func MustBuild(t testing.TB) Trees {
 	}
 	return trees
 }
+
+// RepoRoot is the module's root directory: the first directory holding
+// go.mod at or above the working directory (where the scripts are).
+func RepoRoot() (string, error) { return repoRoot() }

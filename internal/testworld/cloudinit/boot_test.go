@@ -30,6 +30,8 @@ import (
 	"github.com/autoami/terraform-provider-autoami/internal/unpacker/wire"
 	"github.com/autoami/terraform-provider-autoami/internal/unpackerbinary"
 	"github.com/autoami/terraform-provider-autoami/internal/unpackerinstance"
+
+	"github.com/autoami/terraform-provider-autoami/internal/testworld/bootfs"
 )
 
 // guestS3 is the address at which the guest reaches the local S3: qemu
@@ -285,7 +287,7 @@ func uptimes(console string) string {
 // stamped with version unless it is empty, and returns its bytes.
 func buildUnpacker(t *testing.T, version string) []byte {
 	t.Helper()
-	repo, err := repoRoot()
+	repo, err := bootfs.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

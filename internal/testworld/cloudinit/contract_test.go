@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/autoami/terraform-provider-autoami/internal/unpackerinstance"
+
+	"github.com/autoami/terraform-provider-autoami/internal/testworld/bootfs"
 )
 
 // contractUserData is the unpacker's user-data for b exactly as the
@@ -45,7 +47,7 @@ func readmeExample(t testing.TB) []byte {
 // readRepoFile reads a file of the repository by its path from the root.
 func readRepoFile(t testing.TB, path ...string) []byte {
 	t.Helper()
-	repo, err := repoRoot()
+	repo, err := bootfs.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package cloudinit
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/autoami/terraform-provider-autoami/internal/testworld/bootfs"
 )
 
 // cachedScript runs one of the repository's cache-building scripts at most
@@ -38,7 +39,7 @@ func (s *cachedScript) run(ctx context.Context) (string, error) {
 	if s.dir != "" {
 		return s.dir, nil
 	}
-	repo, err := repoRoot()
+	repo, err := bootfs.RepoRoot()
 	if err != nil {
 		return "", err
 	}
@@ -61,22 +62,4 @@ func (s *cachedScript) run(ctx context.Context) (string, error) {
 	}
 	s.dir = dir
 	return dir, nil
-}
-
-// repoRoot walks up from the working directory to the module's go.mod.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("cloudinit: no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }
