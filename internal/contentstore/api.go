@@ -172,6 +172,14 @@ func (s *Store) GetManifest(ctx context.Context, stream, revision string) (*mani
 	return s.getManifest(ctx, stream, revision)
 }
 
+// RevisionTime is when a revision of a stream was made: the stream
+// record's creation time while the revision is the stream's current one,
+// else when its manifest was written. A revision the store does not hold
+// is an error wrapping objects.ErrNotFound.
+func (s *Store) RevisionTime(ctx context.Context, stream, revision string) (time.Time, error) {
+	return s.revisionTime(ctx, stream, revision)
+}
+
 // ManifestURI is the s3:// URI of a revision's manifest.
 func (s *Store) ManifestURI(stream, revision string) string { return s.manifestURI(stream, revision) }
 
