@@ -259,6 +259,7 @@ func (p *autoamiProvider) Resources(_ context.Context) []func() resource.Resourc
 		NewImageStreamResource,
 		NewPolicyResource,
 		NewUnpackerResource,
+		NewPublishedAMIResource,
 	}
 }
 
