@@ -142,6 +142,10 @@ type Publication struct {
 	// Tags are put on the AMIs, their snapshots and the stream volumes
 	// besides autoami's own (keys starting with "autoami:" are reserved).
 	Tags map[string]string
+	// RemovedTags are keys dropped from Tags since the last run (the
+	// resource's previous tags less its new ones): they are deleted from
+	// the images and their snapshots. Tags set out of band are left alone.
+	RemovedTags []string
 }
 
 // WithDefaults returns p with empty BootMode, VolumeType, Architecture and

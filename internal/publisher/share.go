@@ -27,6 +27,9 @@ func (a *actor) share(ctx context.Context) error {
 			return fmt.Errorf("CreateTags on snapshot %s: %w", a.rec.SnapshotID, err)
 		}
 	}
+	if err := a.removeTags(ctx); err != nil {
+		return err
+	}
 	// The snapshot first: an account that may launch must also be able to
 	// read the snapshot by the time it tries.
 	if a.rec.SnapshotID != "" {

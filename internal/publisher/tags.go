@@ -1,10 +1,13 @@
 package publisher
 
 import (
+	"context"
+	"fmt"
 	"maps"
 	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 )
 
@@ -63,4 +66,35 @@ func tagValue(tags []ec2types.Tag, key string) string {
 		}
 	}
 	return ""
+}
+
+// removeTags deletes the tags the configuration dropped from the image and
+// its snapshot; keys still set (by the user or by autoami) are kept.
+func (a *actor) removeTags(ctx context.Context) error {
+	keep := a.allTags(roleImage, true, a.rec.Name)
+	var drop []ec2types.Tag
+	for _, k := range a.pub.RemovedTags {
+		if _, ok := keep[k]; !ok {
+			drop = append(drop, ec2types.Tag{Key: aws.String(k)})
+		}
+	}
+	if len(drop) == 0 {
+		return nil
+	}
+	ids := []string{a.rec.ImageID}
+	if a.rec.SnapshotID != "" {
+		ids = append(ids, a.rec.SnapshotID)
+	}
+	if _, err := a.aws.EC2.DeleteTags(ctx, &ec2.DeleteTagsInput{Resources: ids, Tags: drop}); err != nil {
+		return fmt.Errorf("DeleteTags %v on %v: %w", tagKeys(drop), ids, err)
+	}
+	return nil
+}
+
+func tagKeys(tags []ec2types.Tag) []string {
+	out := make([]string, len(tags))
+	for i, t := range tags {
+		out[i] = aws.ToString(t.Key)
+	}
+	return out
 }
