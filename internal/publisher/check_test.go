@@ -193,7 +193,7 @@ func since(start time.Time) time.Duration { return time.Since(start).Round(time.
 func fmtAny(v any) string { return fmt.Sprintf("%v", v) }
 
 // mustDial is a client of the target's daemon.
-func mustDial(t *testing.T, tg Target) *client.Client {
+func mustDial(t testing.TB, tg Target) *client.Client {
 	t.Helper()
 	c, err := Dial(tg)
 	if err != nil {

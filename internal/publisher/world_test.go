@@ -60,7 +60,7 @@ func init() {
 // env is one test's world: an empty local AWS with a content store, the
 // unpacker binary in it, and a client identity for the daemons it launches.
 type env struct {
-	t         *testing.T
+	t         testing.TB
 	ctx       context.Context
 	store     *contentstore.Store
 	presigner *s3.PresignClient
@@ -75,7 +75,7 @@ type env struct {
 	events *recorder
 }
 
-func requireWorld(t *testing.T) {
+func requireWorld(t testing.TB) {
 	t.Helper()
 	if worldErr != nil {
 		t.Skip(worldErr)
@@ -84,7 +84,7 @@ func requireWorld(t *testing.T) {
 
 // newEnv resets the world and sets up the content store and identity.
 // When the test ends the world is reset again, stopping its daemons.
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	requireWorld(t)
 	ctx := context.Background()
@@ -349,7 +349,7 @@ func (e *env) userData() ([]byte, error) {
 // recorder keeps a publication's events, logs them, and runs a hook on
 // each (tests cancel a publication at a chosen step with it).
 type recorder struct {
-	t      *testing.T
+	t      testing.TB
 	mu     sync.Mutex
 	events []Event
 	hook   func(Event)
