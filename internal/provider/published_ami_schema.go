@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
@@ -21,6 +22,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/autoami/terraform-provider-autoami/internal/publisher"
@@ -51,7 +53,7 @@ var publishedAMIAttrTypes = map[string]attr.Type{
 var publishedAMITargetAttrTypes = unpackerTargetAttrTypes
 
 func (r *publishedAMIResource) Schema(ctx context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
-	replace := []planmodifier.String{stringplanmodifier.RequiresReplace()}
+	replace := []planmodifier.String{stringplanmodifier.RequiresReplaceIf(replaceStringUnlessImported, replaceDescription, replaceDescription)}
 	resp.Schema = schema.Schema{
 		MarkdownDescription: "One revision of an image stream, published as an encrypted AMI in every target (account, " +
 			"region) at once. Each target's unpacker patches the stream's persistent volume in that target to the " +
@@ -94,7 +96,7 @@ func (r *publishedAMIResource) Schema(ctx context.Context, _ resource.SchemaRequ
 					"bucket": schema.StringAttribute{Required: true, MarkdownDescription: "S3 bucket."},
 					"prefix": schema.StringAttribute{Optional: true, MarkdownDescription: "Key prefix."},
 				},
-				PlanModifiers: []planmodifier.Object{objectplanmodifier.RequiresReplace()},
+				PlanModifiers: []planmodifier.Object{objectplanmodifier.RequiresReplaceIf(replaceObjectUnlessImported, replaceDescription, replaceDescription)},
 			},
 			"targets": schema.ListNestedAttribute{
 				Required: true,
@@ -139,7 +141,7 @@ func (r *publishedAMIResource) Schema(ctx context.Context, _ resource.SchemaRequ
 			"ena_support": schema.BoolAttribute{
 				Optional: true, Computed: true, Default: booldefault.StaticBool(true),
 				MarkdownDescription: "Whether the AMI supports ENA (default true). Changing it replaces the resource.",
-				PlanModifiers:       []planmodifier.Bool{boolplanmodifier.RequiresReplace()},
+				PlanModifiers:       []planmodifier.Bool{boolplanmodifier.RequiresReplaceIf(replaceBoolUnlessImported, replaceDescription, replaceDescription)},
 			},
 			"imds_support": schema.StringAttribute{
 				Optional: true, Computed: true, Default: stringdefault.StaticString(publisher.DefaultIMDSSupport),
@@ -162,7 +164,7 @@ func (r *publishedAMIResource) Schema(ctx context.Context, _ resource.SchemaRequ
 				MarkdownDescription: "Root volume size of instances, GiB. Default: the snapshot's size (the content × 1.25 " +
 					"plus room for the boot partitions, rounded up to GiB). Changing it replaces the resource.",
 				Validators:    []validator.Int64{int64validator.Between(1, 65536)},
-				PlanModifiers: []planmodifier.Int64{int64planmodifier.RequiresReplace()},
+				PlanModifiers: []planmodifier.Int64{int64planmodifier.RequiresReplaceIf(replaceInt64UnlessImported, replaceDescription, replaceDescription)},
 			},
 			"kms_key_id": schema.StringAttribute{
 				Optional: true,
@@ -235,4 +237,36 @@ func (r *publishedAMIResource) Schema(ctx context.Context, _ resource.SchemaRequ
 			},
 		},
 	}
+}
+
+// replaceDescription says what the attributes replaced unless imported do.
+const replaceDescription = "Changing it replaces the resource (every AMI: their attributes are immutable). After an " +
+	"import the configuration's value is taken as it is."
+
+// imported reports whether a prior state is an imported publication not yet
+// applied: its state holds only its ID and stream, not its targets. Its
+// first plan takes the configuration's values instead of replacing the
+// resource (which would delete the AMIs the import adopts).
+func imported(ctx context.Context, state tfsdk.State) bool {
+	var targets types.List
+	if state.Raw.IsNull() || state.GetAttribute(ctx, path.Root("targets"), &targets).HasError() {
+		return false
+	}
+	return targets.IsNull()
+}
+
+func replaceStringUnlessImported(ctx context.Context, req planmodifier.StringRequest, resp *stringplanmodifier.RequiresReplaceIfFuncResponse) {
+	resp.RequiresReplace = !imported(ctx, req.State)
+}
+
+func replaceBoolUnlessImported(ctx context.Context, req planmodifier.BoolRequest, resp *boolplanmodifier.RequiresReplaceIfFuncResponse) {
+	resp.RequiresReplace = !imported(ctx, req.State)
+}
+
+func replaceInt64UnlessImported(ctx context.Context, req planmodifier.Int64Request, resp *int64planmodifier.RequiresReplaceIfFuncResponse) {
+	resp.RequiresReplace = !imported(ctx, req.State)
+}
+
+func replaceObjectUnlessImported(ctx context.Context, req planmodifier.ObjectRequest, resp *objectplanmodifier.RequiresReplaceIfFuncResponse) {
+	resp.RequiresReplace = !imported(ctx, req.State)
 }
