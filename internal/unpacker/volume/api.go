@@ -208,3 +208,32 @@ type BootReport struct {
 func MakeBootable(ctx context.Context, layout *Layout, rootDir string, opts BootOptions) (*BootReport, error) {
 	return makeBootable(ctx, layout, rootDir, opts)
 }
+
+// NormalizeOptions configure Normalize.
+type NormalizeOptions struct {
+	// Logger receives what was changed; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Normalize makes the unmounted ext2/3/4 root of layout hold bytes that
+// depend only on its content, as the promise of an image identical in every
+// target needs: the kernel stamps what it writes with the clock, draws inode
+// generations at random and leaves its last transactions in the journal.
+// Every inode in use (but the reserved ones) gets its modification time as
+// access, change and creation time, generation 0 and change counter 0 (with
+// its checksum, and e2fsck rewriting the directory and extent block
+// checksums seeded by a changed generation); the journal is emptied to
+// zeros with its next transaction 1; the superblock reads as never mounted,
+// made, written and checked at FixedTime. With Create's derived identifiers
+// and MakeBootable's deterministic images, two volumes of the same stream
+// patched to the same content in the same order are then byte-identical.
+//
+// It refuses a mounted root (it opens the device exclusively), one not
+// cleanly unmounted, with recorded errors or a journal holding
+// transactions, and one whose inode checksums it does not reproduce. It is
+// idempotent, rewrites only what differs, and is meant to run after the
+// root's last unmount before a snapshot; the next mount changes the
+// superblock again.
+func Normalize(ctx context.Context, layout *Layout, opts NormalizeOptions) error {
+	return normalize(ctx, layout, opts)
+}

@@ -122,13 +122,18 @@ func create(ctx context.Context, disk string, opts CreateOptions) (*Layout, erro
 	if esp == nil || root == nil || bios == nil {
 		return nil, fmt.Errorf("create volume layout on %s: partitions 1-3 not all present after partitioning", dev)
 	}
+	// --invariant: the boot sector and FAT get no time stamps; -i gives
+	// the derived serial (it wins over --invariant's constant one).
 	if _, err := run(ctx, log, command{device: esp.Device, name: "mkfs.vfat",
-		args: []string{"-F", "32", "-n", "ESP", "-i", ids.espVolumeID, esp.Device}}); err != nil {
+		args: []string{"--invariant", "-F", "32", "-n", "ESP", "-i", ids.espVolumeID, esp.Device}}); err != nil {
 		return nil, fmt.Errorf("create volume layout on %s: format EFI system partition: %w", dev, err)
 	}
 	ext := ext4Options(ctx, ids, opts.AssumeZeroed)
 	mkfsArgs := append([]string{"-F", "-q", "-t", "ext4", "-b", "4096", "-L", label, "-U", ids.rootFS, "-E", ext}, root.Device)
-	if _, err := run(ctx, log, command{device: root.Device, name: "mke2fs", args: mkfsArgs}); err != nil {
+	// Every time mke2fs records (creation, last write and check, the times
+	// of the root and lost+found) is FixedTime: with the derived UUID and
+	// hash seed the new file system's bytes depend only on the seed.
+	if _, err := run(ctx, log, command{device: root.Device, name: "mke2fs", args: mkfsArgs, env: fixedTimeEnv()}); err != nil {
 		return nil, fmt.Errorf("create volume layout on %s: format root: %w", dev, err)
 	}
 	if err := probePartitions(ctx, log, parts); err != nil {

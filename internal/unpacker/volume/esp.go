@@ -13,8 +13,10 @@ import (
 // NVRAM boot entry: the only path that works for an AMI.
 const espBootPath = "EFI/BOOT/BOOTX64.EFI"
 
-// mtoolsEnv makes mtools accept any FAT geometry and ignore ~/.mtoolsrc.
-var mtoolsEnv = []string{"MTOOLS_SKIP_CHECK=1", "MTOOLSRC=/dev/null"}
+// mtoolsEnv makes mtools accept any FAT geometry, ignore ~/.mtoolsrc and
+// date the entries it makes FixedTime (SOURCE_DATE_EPOCH), so that the
+// EFI system partition's bytes do not depend on when it was written.
+var mtoolsEnv = append([]string{"MTOOLS_SKIP_CHECK=1", "MTOOLSRC=/dev/null"}, fixedTimeEnv()...)
 
 // writeESPFile makes the FAT filesystem on esp hold data at name (a path
 // like "EFI/BOOT/BOOTX64.EFI"), creating directories as needed, with mtools:
