@@ -92,6 +92,13 @@ func targetsOf(ctx context.Context, l types.List) (targets []publisher.Target, k
 	if l.IsNull() || l.IsUnknown() {
 		return nil, false, nil
 	}
+	// A target of an unpacker still to be made is an unknown object, which
+	// ElementsAs cannot convert into a model.
+	for _, e := range l.Elements() {
+		if e.IsUnknown() {
+			return nil, false, nil
+		}
+	}
 	var models []unpackerTargetModel
 	if diags = l.ElementsAs(ctx, &models, false); diags.HasError() {
 		return nil, false, diags

@@ -104,15 +104,20 @@ func (r *publishedAMIResource) Schema(ctx context.Context, _ resource.SchemaRequ
 					"`[autoami_unpacker.a.target, autoami_unpacker.b.target]`. One AMI per target. A target removed from " +
 					"the list has its AMIs and stream volume deleted.",
 				Validators: []validator.List{listvalidator.SizeAtLeast(1)},
+				// Optional, not Required: a target of an unpacker made in the same
+				// apply is an unknown object at plan, whose attributes the
+				// framework reads as null (terraform-plugin-framework#186) and
+				// would refuse as missing. The plan checks them once known
+				// (publisher.ValidateTargets names each one).
 				NestedObject: schema.NestedAttributeObject{Attributes: map[string]schema.Attribute{
-					"region":                         schema.StringAttribute{Required: true, MarkdownDescription: "Region."},
-					"account_id":                     schema.StringAttribute{Required: true, MarkdownDescription: "Account ID."},
-					"role_arn":                       schema.StringAttribute{Required: true, MarkdownDescription: "Role reaching the account (`\"\"`: the provider's own)."},
-					"instance_id":                    schema.StringAttribute{Required: true, MarkdownDescription: "Unpacker instance."},
-					"endpoint":                       schema.StringAttribute{Required: true, MarkdownDescription: "`host:port` of the unpacker's daemon."},
-					"server_certificate_fingerprint": schema.StringAttribute{Required: true, MarkdownDescription: "Pinned fingerprint of the daemon's certificate."},
-					"client_certificate_pem":         schema.StringAttribute{Required: true, MarkdownDescription: "Client certificate (PEM)."},
-					"client_private_key_pem":         schema.StringAttribute{Required: true, Sensitive: true, MarkdownDescription: "Private key of the client certificate."},
+					"region":                         schema.StringAttribute{Optional: true, MarkdownDescription: "Region."},
+					"account_id":                     schema.StringAttribute{Optional: true, MarkdownDescription: "Account ID."},
+					"role_arn":                       schema.StringAttribute{Optional: true, MarkdownDescription: "Role reaching the account (`\"\"`: the provider's own)."},
+					"instance_id":                    schema.StringAttribute{Optional: true, MarkdownDescription: "Unpacker instance."},
+					"endpoint":                       schema.StringAttribute{Optional: true, MarkdownDescription: "`host:port` of the unpacker's daemon."},
+					"server_certificate_fingerprint": schema.StringAttribute{Optional: true, MarkdownDescription: "Pinned fingerprint of the daemon's certificate."},
+					"client_certificate_pem":         schema.StringAttribute{Optional: true, MarkdownDescription: "Client certificate (PEM)."},
+					"client_private_key_pem":         schema.StringAttribute{Optional: true, Sensitive: true, MarkdownDescription: "Private key of the client certificate."},
 				}},
 			},
 			"name": schema.StringAttribute{
