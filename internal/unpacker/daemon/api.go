@@ -91,6 +91,9 @@ type Volumes interface {
 	MakeBootable(ctx context.Context, layout *volume.Layout, rootDir string, opts volume.BootOptions) (*volume.BootReport, error)
 	// CheckBootable says what a revision lacks to be made bootable.
 	CheckBootable(m *manifest.Manifest) error
+	// Normalize resets what mounting left on an unmounted root (times,
+	// generations, journal, superblock) before a snapshot.
+	Normalize(ctx context.Context, layout *volume.Layout, opts volume.NormalizeOptions) error
 }
 
 // Daemon is the unpacker's core. Its methods are safe for concurrent use;

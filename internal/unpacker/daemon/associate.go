@@ -2,10 +2,11 @@ package daemon
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -14,8 +15,19 @@ import (
 )
 
 // rootLabelPrefix starts the label of every root file system the daemon
-// creates; the rest is unique per volume (see persistedStream.RootLabel).
+// creates; the rest is derived from the stream (see rootLabelFor).
 const rootLabelPrefix = "autoami-"
+
+// rootLabelFor is the root label of a new volume of stream: the prefix and
+// 8 hex digits of a hash of the stream name. The label is in the boot
+// loaders' menus and on the kernel command line, so it must be the same in
+// every target for the volumes to be identical; it differs between streams
+// (so that a volume attached to an unpacker booted from another stream's
+// image is never taken for its root).
+func rootLabelFor(stream string) string {
+	sum := sha256.Sum256([]byte("autoami root label\x00" + stream))
+	return rootLabelPrefix + hex.EncodeToString(sum[:4])
+}
 
 func (d *daemon) associateStream(ctx context.Context, req wire.AssociateStreamRequest) (wire.Stream, error) {
 	if err := wire.ValidateStreamName(req.Stream); err != nil {
@@ -143,6 +155,11 @@ func (s *stream) restore(ctx context.Context) error {
 	switch {
 	case rec.Snapshot == wire.SnapshotUnmount && !mounted && !rec.Dirty:
 		next = wire.StateUnmountedForSnapshot
+		// The daemon may have stopped half-way through normalizing;
+		// normalizing again finishes it (and changes nothing otherwise).
+		if err := s.normalize(ctx); err != nil {
+			return s.fail(wire.StateUnmounted, err)
+		}
 	case rec.Snapshot == wire.SnapshotFreeze && mounted && !rec.Dirty:
 		// The daemon stopped while the file system was frozen; it still is.
 		next = wire.StateFrozen
@@ -213,7 +230,7 @@ func (s *stream) findLayout(ctx context.Context, dev string, rec persistedStream
 	}
 	label := rec.RootLabel
 	if label == "" {
-		label = rootLabelPrefix + strconv.FormatInt(time.Now().UnixMilli(), 36)
+		label = rootLabelFor(s.name)
 	}
 	// From here on the volume is ours, even if we crash half-way.
 	if err := s.d.store.updateStream(s.name, func(p *persistedStream) {

@@ -2,7 +2,10 @@ package daemon
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
+	"github.com/autoami/terraform-provider-autoami/internal/unpacker/volume"
 	"github.com/autoami/terraform-provider-autoami/internal/unpacker/wire"
 )
 
@@ -47,8 +50,16 @@ func (d *daemon) prepareForSnapshot(ctx context.Context, req wire.PrepareForSnap
 		var err error
 		if req.Mode == wire.SnapshotFreeze {
 			err = freezeFS(s.mountDir)
-		} else {
-			err = unmountRoot(s.mountDir)
+		} else if err = unmountRoot(s.mountDir); err == nil {
+			if err = s.normalize(ctx); err != nil {
+				// Mounted again, the volume is clean as before.
+				s.mu.Lock()
+				layout := s.layout
+				s.mu.Unlock()
+				if merr := mountRoot(layout.Root.Device, layout.Root.Filesystem, s.mountDir); merr != nil {
+					err = errors.Join(err, merr)
+				}
+			}
 		}
 		if err != nil {
 			_ = d.store.updateStream(s.name, func(p *persistedStream) { p.Snapshot = "" })
@@ -95,4 +106,22 @@ func (d *daemon) release(ctx context.Context, req wire.ReleaseRequest) (wire.Str
 		return nil
 	})
 	return s.view(), err
+}
+
+// normalize makes an unmounted from-scratch volume's root hold bytes that
+// depend only on its content (volume.Normalize): the same stream's volumes
+// in every target are then identical, which is the promise of one image
+// everywhere. Volumes from a snapshot keep what their base left; a frozen
+// file system cannot be normalized (it is mounted).
+func (s *stream) normalize(ctx context.Context) error {
+	s.mu.Lock()
+	layout := s.layout
+	s.mu.Unlock()
+	if s.origin != wire.OriginEmpty || layout == nil {
+		return nil
+	}
+	if err := s.d.volumes.Normalize(ctx, layout, volume.NormalizeOptions{Logger: s.d.log.With("stream", s.name)}); err != nil {
+		return fmt.Errorf("prepare stream %q for a snapshot: %w", s.name, err)
+	}
+	return nil
 }

@@ -45,8 +45,11 @@ type persistedStream struct {
 	// ours to format again.
 	PreparingVolume bool `json:"preparing_volume,omitempty"`
 	// RootLabel is the label of the root file system the daemon created on
-	// an empty volume; it is unique per volume so that a volume attached to
-	// an unpacker booted from an autoami image is never taken for its root.
+	// an empty volume. New volumes get one derived from the stream name
+	// (rootLabelFor): the same in every target, so that the volumes are
+	// identical, and another for every stream, so that a volume attached to
+	// an unpacker booted from another stream's image is never taken for its
+	// root. Volumes made before kept their time-based label.
 	RootLabel string `json:"root_label,omitempty"`
 	// Snapshot is the SnapshotMode the volume was prepared with, or "".
 	Snapshot wire.SnapshotMode `json:"snapshot,omitempty"`

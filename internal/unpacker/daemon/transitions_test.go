@@ -208,6 +208,11 @@ func (wholeDiskVolumes) MakeBootable(context.Context, *volume.Layout, string, vo
 
 func (wholeDiskVolumes) CheckBootable(*manifest.Manifest) error { return nil }
 
+// Normalize is the real one: it needs only the root's device.
+func (wholeDiskVolumes) Normalize(ctx context.Context, layout *volume.Layout, opts volume.NormalizeOptions) error {
+	return volume.Normalize(ctx, layout, opts)
+}
+
 // TestStreamPathsTakeOnlyAllowedTransitions runs a stream through every
 // path that changes its state, on a loop device: associate (laying out an
 // empty volume), unpack (with the trusted plan falling back to a scan), a

@@ -40,6 +40,10 @@ func (plainVolumes) MakeBootable(context.Context, *volume.Layout, string, volume
 
 func (plainVolumes) CheckBootable(*manifest.Manifest) error { return nil }
 
+func (plainVolumes) Normalize(context.Context, *volume.Layout, volume.NormalizeOptions) error {
+	return errors.New("plainVolumes: normalize is not supported")
+}
+
 // revisionServer serves manifests (by revision) and objects (by digest)
 // of trees built in directories.
 type revisionServer struct {

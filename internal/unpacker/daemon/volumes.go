@@ -23,3 +23,7 @@ func (volumePackage) CheckBootable(m *manifest.Manifest) error { return volume.C
 func (volumePackage) MakeBootable(ctx context.Context, layout *volume.Layout, rootDir string, opts volume.BootOptions) (*volume.BootReport, error) {
 	return volume.MakeBootable(ctx, layout, rootDir, opts)
 }
+
+func (volumePackage) Normalize(ctx context.Context, layout *volume.Layout, opts volume.NormalizeOptions) error {
+	return volume.Normalize(ctx, layout, opts)
+}
