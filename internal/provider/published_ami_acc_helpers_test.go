@@ -894,9 +894,10 @@ func (w *pubWorld) checkInventory(images int, volume, parameter bool) resource.T
 	}
 }
 
-// deregister deregisters an AMI out of band (and deletes its snapshot, as
-// an operator cleaning up would), lifting deregistration protection first.
-func pubDeregister(t *testing.T, tg pubTarget, ami pubAMI) {
+// pubDeregister deregisters an AMI out of band, lifting deregistration
+// protection first, and with deleteSnapshot deletes its snapshot too (as
+// an operator cleaning up would).
+func pubDeregister(t *testing.T, tg pubTarget, ami pubAMI, deleteSnapshot bool) {
 	t.Helper()
 	ctx := context.Background()
 	c, err := pubEC2(ctx, tg)
@@ -907,6 +908,9 @@ func pubDeregister(t *testing.T, tg pubTarget, ami pubAMI) {
 	if _, err := c.DeregisterImage(ctx, &ec2.DeregisterImageInput{ImageId: aws.String(ami.ImageID)}); err != nil {
 		t.Fatalf("deregister %s in %s: %v", ami.ImageID, tg, err)
 	}
+	if !deleteSnapshot {
+		return
+	}
 	if _, err := c.DeleteSnapshot(ctx, &ec2.DeleteSnapshotInput{SnapshotId: aws.String(ami.SnapshotID)}); err != nil {
 		t.Fatalf("delete snapshot %s in %s: %v", ami.SnapshotID, tg, err)
 	}
@@ -916,6 +920,10 @@ func pubDeregister(t *testing.T, tg pubTarget, ami pubAMI) {
 // local AWS, where images and snapshots are ready in a few hundred
 // milliseconds.
 func setPublisherTestPolling(t *testing.T) {
-	// Filled in when the resource exposes its polling.
-	_ = t
+	savedPolling, savedTimeouts := publishedAMIPolling, publishedAMITimeouts
+	publishedAMIPolling = publisher.Polling{MinDelay: 20 * time.Millisecond, MaxDelay: 250 * time.Millisecond, ImageObservations: 3}
+	// Bounded so a wait that never ends fails the test in minutes, not hours.
+	publishedAMITimeouts = publisher.Timeouts{Volume: time.Minute, Unpack: 5 * time.Minute, Snapshot: 2 * time.Minute,
+		Image: 2 * time.Minute, SSMParameter: 10 * time.Second}
+	t.Cleanup(func() { publishedAMIPolling, publishedAMITimeouts = savedPolling, savedTimeouts })
 }
