@@ -97,9 +97,10 @@ func (e *env) benchPublisher(b *testing.B, events *quietEvents, counter *getCoun
 	})
 }
 
-// publishTimed publishes and returns the wall time; a failed target fails
-// the benchmark, with its events.
-func publishTimed(b *testing.B, ctx context.Context, p *Publisher, pub Publication, targets []Target, events *quietEvents) time.Duration {
+// publishTimed publishes and returns the wall time and the targets'
+// records by target key; a failed target fails the benchmark, with its
+// events.
+func publishTimed(b *testing.B, ctx context.Context, p *Publisher, pub Publication, targets []Target, events *quietEvents) (time.Duration, map[string]Record) {
 	b.Helper()
 	start := time.Now()
 	out := p.Publish(ctx, pub, targets)
@@ -108,7 +109,11 @@ func publishTimed(b *testing.B, ctx context.Context, p *Publisher, pub Publicati
 		events.logFailures(b)
 		b.Fatalf("publish %s to %d targets: %v", pub.Revision[:12], len(targets), err)
 	}
-	return took
+	records := map[string]Record{}
+	for _, r := range out.Results {
+		records[r.Target.Key()] = r.Record
+	}
+	return took, records
 }
 
 // getCounter is an http.RoundTripper that counts the response body bytes
