@@ -77,7 +77,7 @@ func buildVolume(t *testing.T, name string) (string, *Layout, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	root, unmount := loopdev.Mount(t, l.Root.Device, "ext4")
+	root, unmount := mountForIdenticalWrites(t, l.Root.Device)
 	writeIdenticalTree(t, root)
 	if _, err := MakeBootable(ctx, l, root, BootOptions{}); err != nil {
 		t.Fatal(err)
@@ -184,4 +184,35 @@ func diffRegions(a, b []byte) string {
 		i = j
 	}
 	return fmt.Sprintf("%d bytes differ, at %s", n, strings.Join(regions, " "))
+}
+
+// mountForIdenticalWrites mounts an ext4 root so that where the kernel puts
+// blocks depends only on the order of the writes: without delayed
+// allocation (blocks are chosen at write(), not by whichever flusher runs
+// later) and without the per-CPU group preallocations of small files
+// (mb_group_prealloc 0; a goroutine may move between CPUs). Normalize does
+// not change block placement; a writer that wants identical volumes must
+// write in a fixed order on such a mount.
+func mountForIdenticalWrites(t *testing.T, dev string) (string, func()) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := unix.Mount(dev, dir, "ext4", unix.MS_NOATIME, "nodelalloc"); err != nil {
+		t.Fatalf("mount %s: %v", dev, err)
+	}
+	mounted := true
+	unmount := func() {
+		if mounted {
+			if err := unix.Unmount(dir, 0); err != nil {
+				t.Errorf("unmount %s: %v", dir, err)
+				return
+			}
+			mounted = false
+		}
+	}
+	t.Cleanup(unmount)
+	knob := filepath.Join("/sys/fs/ext4", filepath.Base(dev), "mb_group_prealloc")
+	if err := os.WriteFile(knob, []byte("0"), 0o644); err != nil {
+		t.Fatalf("turn off group preallocation: %v", err)
+	}
+	return dir, unmount
 }
