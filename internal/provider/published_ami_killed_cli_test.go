@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,35 +25,21 @@ import (
 // two processes that a test can kill. Every command runs in a process group
 // of its own, which is SIGKILLed when the command ends or is abandoned.
 
-var (
-	killedProviderMu  sync.Mutex
-	killedProviderDir string
-)
-
-// killedProviderBinary builds the provider into a directory of its own,
-// once per test binary, and returns the directory (what dev_overrides
-// names).
+// killedProviderBinary builds the provider (with -tags autoami_killtest)
+// into a directory of the test's own and returns the directory (what
+// dev_overrides names).
 func killedProviderBinary(t *testing.T) string {
 	t.Helper()
-	killedProviderMu.Lock()
-	defer killedProviderMu.Unlock()
-	if killedProviderDir != "" {
-		return killedProviderDir
-	}
-	// Not t.TempDir: the build is shared by the test binary's tests.
-	dir, err := os.MkdirTemp("", "autoami-killed-provider-")
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir := t.TempDir()
+	start := time.Now()
 	cmd := exec.Command("go", "build", "-tags", "autoami_killtest", "-ldflags", "-X main.version=0.0.1-killtest",
 		"-o", filepath.Join(dir, "terraform-provider-autoami"), ".")
 	cmd.Dir = filepath.Join("..", "..")
 	cmd.Env = append(os.Environ(), "GOFLAGS=")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		os.RemoveAll(dir)
 		t.Fatalf("go build the provider: %v\n%s", err, out)
 	}
-	killedProviderDir = dir
+	t.Logf("provider built in %s", time.Since(start).Round(time.Millisecond))
 	return dir
 }
 
