@@ -222,6 +222,7 @@ func (k *killedWorld) killAndResume(t *testing.T, tf *tfCLI, n int, kp killPoint
 	if counts, err := pubCountByKind(ctx); err == nil {
 		t.Logf("the interruption left: %v", counts)
 	}
+	t.Logf("the daemons right after the kill: %s", k.daemonStreams(ctx))
 	if kp.afterKill != nil {
 		kp.afterKill(t, k, killed)
 	}
@@ -475,4 +476,30 @@ func unreleaseStream(t *testing.T, k *killedWorld, killed killedRun) {
 		t.Fatalf("%s: unmount stream %s for a snapshot: %v", key, pubStreamName, err)
 	}
 	t.Logf("%s: the daemon holds stream %s %s at %.12s, as a kill before the release leaves it", key, s.Name, s.State, s.Revision)
+}
+
+// daemonStreams says what each target's daemon holds of the stream, for
+// the log: "123456789012/us-east-1: fetching (→ 41f850407366)".
+func (k *killedWorld) daemonStreams(ctx context.Context) string {
+	var out []string
+	for _, tg := range killedTargets {
+		c, err := testAccEnsureReady(ctx, k.unpackers[tg.key()])
+		if err != nil {
+			out = append(out, fmt.Sprintf("%s: %v", tg, err))
+			continue
+		}
+		st, err := c.Status(ctx)
+		if err != nil {
+			out = append(out, fmt.Sprintf("%s: %v", tg, err))
+			continue
+		}
+		desc := "no stream"
+		for _, s := range st.Streams {
+			if s.Name == pubStreamName {
+				desc = fmt.Sprintf("%s at %.12s (→ %.12s)", s.State, s.Revision, s.TargetRevision)
+			}
+		}
+		out = append(out, tg.key()+": "+desc)
+	}
+	return strings.Join(out, "; ")
 }
