@@ -101,6 +101,7 @@ func (e *env) changedBlocks(account, region, first, second string) int {
 type disk struct {
 	rootDigest string
 	bootHashes [2]string
+	imageHash  string // SHA-256 of the whole snapshot
 }
 
 // readDisk looks into a copy of a snapshot's bytes (the world's file is
@@ -113,12 +114,13 @@ func (e *env) readDisk(account, region, snapshotID string) disk {
 	if out, err := exec.Command("cp", "--sparse=always", src, cp).CombinedOutput(); err != nil {
 		e.t.Fatalf("copy %s: %v: %s", src, err, out)
 	}
+	var d disk
+	d.imageHash = fileSHA256(e.t, cp)
 	dev := loopdev.Attach(e.t, cp)
 	nodes, err := devices.EnsurePartitionNodes(e.ctx, dev.Path)
 	if err != nil || len(nodes) != 3 {
 		e.t.Fatalf("partitions of snapshot %s: %v %v, want 3", snapshotID, nodes, err)
 	}
-	var d disk
 	for i, part := range nodes[:2] {
 		f, err := os.Open(part)
 		if err != nil {
@@ -210,4 +212,19 @@ func (e *env) launchGrantsOf(tg Target, imageID string) []grant {
 		e.t.Fatal(err)
 	}
 	return slices.Sorted(maps.Keys(g))
+}
+
+// fileSHA256 is the hex SHA-256 of a file's bytes.
+func fileSHA256(t testing.TB, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
