@@ -61,6 +61,7 @@ func (a *actor) resume(ctx context.Context) (Step, error) {
 	a.snapshot = snap
 	a.rec.SnapshotID = aws.ToString(snap.SnapshotId)
 	a.info(StepResume, "found snapshot %s of this revision, %s", a.rec.SnapshotID, snap.State)
+	a.releaseLeftPrepared(ctx)
 	if snap.State == ec2types.SnapshotStateCompleted {
 		return StepRegister, nil
 	}
