@@ -32,6 +32,9 @@ func TestAccPublishedAMI_faults(t *testing.T) {
 	t.Setenv("AUTOAMI_CACHE_DIR", t.TempDir())
 	without := w.config(pubConfig{stream: treeSource(trees.Rev1), published: "-"})
 	cfg := w.config(pubConfig{stream: treeSource(trees.Rev1), published: pubSharedArgs})
+	// Against an error that never ends, the default 8 retries (backoff up
+	// to 30 s) take about 2.5 minutes to give up; 2 take seconds.
+	fewRetries := w.config(pubConfig{provider: "  max_retries = 2", stream: treeSource(trees.Rev1), published: pubSharedArgs})
 	want := pubDefaults()
 	want.description = "autoami acceptance test image"
 	want.tags = map[string]string{"team": "web"}
@@ -98,7 +101,7 @@ func TestAccPublishedAMI_faults(t *testing.T) {
 					testAccWorld.Faults.SetRules(faultproxy.Rule{Actions: []string{"ec2:RegisterImage"}, Regions: []string{pubOtherWest.region},
 						Error: faultproxy.ErrorReply{Code: "InternalError", Message: "injected", Share: faultproxy.Share{First: 1000}}})
 				},
-				Config:      cfg,
+				Config:      fewRetries,
 				ExpectError: errorText("publish to account 222222222222 in eu-west-1: register image:"),
 			},
 			{
@@ -106,7 +109,9 @@ func TestAccPublishedAMI_faults(t *testing.T) {
 				// plan creates; the apply adopts the AMI published in
 				// us-east-1 and finishes eu-west-1.
 				PreConfig: func() {
-					t.Logf("RegisterImage through the proxy during the failed create: %+v", testAccWorld.Faults.Stat("ec2:RegisterImage"))
+					if st := testAccWorld.Faults.Stat("ec2:RegisterImage"); st.Errors != 3 {
+						t.Errorf("RegisterImage answered InternalError %d times, want 3 (max_retries = 2): %+v", st.Errors, st)
+					}
 					testAccWorld.Faults.SetRules()
 					ctx := context.Background()
 					got, err := pubCountByKind(ctx)
