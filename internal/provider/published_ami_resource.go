@@ -286,8 +286,14 @@ func (r *publishedAMIResource) removeDropped(ctx context.Context, p *publisher.P
 		}
 	}
 	if len(dropped) > 0 {
+		// What the dropped targets hold was made as the state says (its
+		// SSM parameter name, not a new one).
+		was, d := state.publication(ctx, time.Time{}, time.Time{}, nil, nil)
+		if diags.Append(d...); diags.HasError() {
+			return false
+		}
 		tflog.Info(ctx, "removing the publication from dropped targets", map[string]any{"targets": len(dropped)})
-		if err := p.Delete(ctx, pub, dropped); err != nil {
+		if err := p.Delete(ctx, was, dropped); err != nil {
 			diags.AddError("Cannot remove the publication from dropped targets", err.Error())
 			return false
 		}
