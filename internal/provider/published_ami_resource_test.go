@@ -60,6 +60,7 @@ func TestAccPublishedAMI_fourTargets(t *testing.T) {
 	changed := []byte("web-rev2\n")
 	var rev1, rev2 map[string]pubAMI
 	var revision1 string
+	var describes int
 	var started time.Time
 	resource.Test(t, resource.TestCase{
 		PreCheck:                 w.preCheck,
@@ -129,6 +130,24 @@ func TestAccPublishedAMI_fourTargets(t *testing.T) {
 					w.checkInventory(2, true, true),
 					w.checkBoots(pubOtherWest, qemuboot.UEFI),
 				),
+			},
+			{
+				// Nothing changed: the plan is empty, and its refresh of four
+				// targets in two accounts and two regions makes at most two
+				// DescribeImages per account and region (issue 14).
+				PreConfig: func() { describes = testAccWorld.Faults.Stat("ec2:DescribeImages").Calls },
+				Config:    cfg,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectEmptyPlan(),
+				}},
+				Check: func(*terraform.State) error {
+					n := testAccWorld.Faults.Stat("ec2:DescribeImages").Calls - describes
+					t.Logf("the refresh of 4 targets made %d DescribeImages calls", n)
+					if n == 0 || n > 2*len(pubFourTargets) {
+						return fmt.Errorf("the refresh of 4 targets made %d DescribeImages calls, want 1 to %d", n, 2*len(pubFourTargets))
+					}
+					return nil
+				},
 			},
 		},
 	})
