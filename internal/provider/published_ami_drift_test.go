@@ -50,8 +50,13 @@ func TestAccPublishedAMI_driftDisappearsImport(t *testing.T) {
 	w := newPubWorld(t, pubOwnEast, pubOtherWest)
 	trees := bootfs.MustBuild(t)
 	t.Setenv("AUTOAMI_CACHE_DIR", t.TempDir())
-	cfg := w.config(pubConfig{stream: treeSource(trees.Rev1), published: pubSharedArgs})
+	// Registration attributes besides the defaults, which the adopting
+	// apply after the import must match too.
+	cfg := w.config(pubConfig{stream: treeSource(trees.Rev1), published: pubSharedArgs + `  volume_type = "gp2"
+  volume_size = 4
+`})
 	want := pubDefaults()
+	want.volumeType, want.volumeSize = "gp2", 4
 	want.description = "autoami acceptance test image"
 	want.tags = map[string]string{"team": "web"}
 	ctx := context.Background()
