@@ -119,8 +119,6 @@ type pubWorld struct {
 	mu sync.Mutex
 	// keys are the targets' default EBS key ARNs, by target key.
 	keys map[string]string
-	// last is the state the last check saw (for PreConfig steps).
-	last *terraform.State
 }
 
 // newPubWorld is the start of every published AMI acceptance test: as the
@@ -290,12 +288,10 @@ func pubAMIs(s *terraform.State) (map[string]pubAMI, error) {
 	return out, nil
 }
 
-// remember keeps the state's `amis` in *into (and the state for PreConfig).
+// remember keeps the state's `amis` in *into (for PreConfig steps and
+// later checks).
 func (w *pubWorld) remember(into *map[string]pubAMI) resource.TestCheckFunc {
 	return func(s *terraform.State) error {
-		w.mu.Lock()
-		w.last = s
-		w.mu.Unlock()
 		amis, err := pubAMIs(s)
 		if err != nil {
 			return err
@@ -303,22 +299,6 @@ func (w *pubWorld) remember(into *map[string]pubAMI) resource.TestCheckFunc {
 		*into = amis
 		return nil
 	}
-}
-
-// lastAMIs is `amis` of the last state a check saw.
-func (w *pubWorld) lastAMIs() map[string]pubAMI {
-	w.t.Helper()
-	w.mu.Lock()
-	s := w.last
-	w.mu.Unlock()
-	if s == nil {
-		w.t.Fatal("no state seen yet")
-	}
-	amis, err := pubAMIs(s)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	return amis
 }
 
 // forEachTarget runs check on every target (of targets, or of the world
