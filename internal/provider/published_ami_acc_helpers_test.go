@@ -612,8 +612,11 @@ func (w *pubWorld) checkBoots(tg pubTarget, firmware qemuboot.Firmware) resource
 
 // checkSameFiles: every target's root file system holds exactly the
 // stream revision's files (the manifest of the mounted root partition is
-// the revision), so all targets hold the same files.
+// the revision), so all targets hold the same files, and their BIOS boot
+// and EFI system partitions are byte-identical.
 func (w *pubWorld) checkSameFiles() resource.TestCheckFunc {
+	var first *pubDisk
+	var firstTarget pubTarget
 	return w.forEachTarget(nil, func(s *terraform.State, tg pubTarget, ami pubAMI) error {
 		a, err := attrs(s, pubStreamAddr)
 		if err != nil {
@@ -623,10 +626,16 @@ func (w *pubWorld) checkSameFiles() resource.TestCheckFunc {
 		if err != nil {
 			return err
 		}
+		w.t.Logf("%s: root file system of %s is %.12s; boot partitions %.12s %.12s", tg, ami.SnapshotID, d.rootDigest, d.bootHashes[0], d.bootHashes[1])
 		if d.rootDigest != a["revision"] {
 			return fmt.Errorf("the root file system of %s has manifest %s, want the revision %s", ami.SnapshotID, d.rootDigest, a["revision"])
 		}
-		w.t.Logf("%s: root file system of %s is revision %s; boot partitions %.12s %.12s", tg, ami.SnapshotID, d.rootDigest[:12], d.bootHashes[0], d.bootHashes[1])
+		if first == nil {
+			first, firstTarget = &d, tg
+		} else if d.bootHashes != first.bootHashes {
+			return fmt.Errorf("the boot partitions of %s (%.12s, %.12s) differ from %s's (%.12s, %.12s)", ami.SnapshotID,
+				d.bootHashes[0], d.bootHashes[1], firstTarget, first.bootHashes[0], first.bootHashes[1])
+		}
 		return nil
 	})
 }
