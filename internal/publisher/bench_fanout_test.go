@@ -93,7 +93,7 @@ func (e *env) publishFresh(b *testing.B, id, stream, rev string, targets []Targe
 	p := e.benchPublisher(b, events, nil)
 	world.Faults.SetRules(benchLatencyRule)
 	b.StartTimer()
-	took := publishTimed(b, e.ctx, p, pub, targets, events)
+	took, _ := publishTimed(b, e.ctx, p, pub, targets, events)
 	b.StopTimer()
 	world.Faults.SetRules()
 	if err := p.Delete(e.ctx, pub, targets); err != nil {

@@ -138,7 +138,7 @@ func (e *env) publishUpdate(b *testing.B, id, stream, base, update string, targe
 // published from scratch must be bootable, and the minbase trees have no
 // kernel. Both revisions get the same files, so the kernel is no part of
 // what the update changes.
-func withKernel(b *testing.B, dir, kernelTree string) string {
+func withKernel(b testing.TB, dir, kernelTree string) string {
 	b.Helper()
 	dst := filepath.Join(b.TempDir(), filepath.Base(dir))
 	for _, cp := range [][]string{{"cp", "-a", dir, dst}, {"cp", "-a", filepath.Join(kernelTree, "boot") + "/.", filepath.Join(dst, "boot")}} {
