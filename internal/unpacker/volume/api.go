@@ -237,3 +237,45 @@ type NormalizeOptions struct {
 func Normalize(ctx context.Context, layout *Layout, opts NormalizeOptions) error {
 	return normalize(ctx, layout, opts)
 }
+
+// GrowOptions configure Grow and GrowthNeeded.
+type GrowOptions struct {
+	// Logger receives what was found and changed; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// GrowReport says what Grow changed; sizes are in bytes.
+type GrowReport struct {
+	// DiskBytes is the size of the disk.
+	DiskBytes int64
+	// RootBefore and RootAfter are the root partition's sizes.
+	RootBefore, RootAfter int64
+	// FilesystemBefore and FilesystemAfter are the root file system's sizes.
+	FilesystemBefore, FilesystemAfter int64
+}
+
+// GrowthNeeded reports whether Grow would change layout's disk: its GPT
+// ends before the disk does (the volume grew), its root partition ends
+// before the table's usable space, or its file system is smaller than the
+// partition. why describes what it found. A layout Grow does not grow (not
+// GPT, a root that is not the last partition or not ext2/3/4) is not an
+// error: needed is false and why says so. It reads the disk and changes
+// nothing; the root may be mounted.
+func GrowthNeeded(ctx context.Context, layout *Layout, opts GrowOptions) (needed bool, why string, err error) {
+	return growthNeeded(ctx, layout, opts)
+}
+
+// Grow makes the root of layout fill its disk after the disk grew (an EBS
+// volume after ModifyVolume): it moves the GPT's backup to the disk's end,
+// extends the root partition (the last one) to the end of the usable
+// space, keeping its start, type, GUID, name and attributes, has the
+// kernel re-read its size (partx, as the disk may be in use), then checks
+// and grows the ext2/3/4 root file system with resize2fs. The root must be
+// unmounted. Every step is skipped when already done, so a Grow
+// interrupted half-way is finished by the next one. No clock and no
+// random numbers are involved (e2fsprogs record FixedTime): the same
+// volume grown to the same size holds the same bytes anywhere. It returns
+// the new layout.
+func Grow(ctx context.Context, layout *Layout, opts GrowOptions) (*Layout, *GrowReport, error) {
+	return grow(ctx, layout, opts)
+}
