@@ -270,11 +270,16 @@ func grow(ctx context.Context, layout *Layout, opts GrowOptions) (*Layout, *Grow
 
 // resizeExt4 checks the unmounted file system on dev (e2fsck -f -p: a
 // resize of a damaged file system damages it further) and grows it to fill
-// its partition, with FixedTime for every time e2fsprogs records. Inode
-// tables of the new block groups are left for the kernel to initialise
-// lazily, as resize2fs does where the kernel can (the daemon mounts with
-// noinit_itable, so that happens on the booted machine, not between two
-// snapshots).
+// its partition, with FixedTime for every time e2fsprogs records.
+//
+// The new block groups' inode tables are zeroed now and marked so. Where
+// the kernel offers lazy inode table initialisation
+// (/sys/fs/ext4/features/lazy_itable_init) resize2fs leaves them to it,
+// and the kernel's background thread would then write them after the next
+// mount, at a moment no one controls: blocks changing between two
+// snapshots, and group descriptors that differ between targets. resize2fs
+// runs in a private mount namespace in which that directory is an empty
+// tmpfs, so it zeroes them itself.
 func resizeExt4(ctx context.Context, log *slog.Logger, dev string) error {
 	if _, err := run(ctx, log, command{device: dev, name: "e2fsck", args: []string{"-f", "-p", dev}, env: fixedTimeEnv()}); err != nil {
 		// Exit status 1: errors were corrected.
@@ -285,7 +290,9 @@ func resizeExt4(ctx context.Context, log *slog.Logger, dev string) error {
 	}
 	// -f: the check just ran; resize2fs would otherwise want a check more
 	// recent than the last mount, and FixedTime is older than any mount.
-	if _, err := run(ctx, log, command{device: dev, name: "resize2fs", args: []string{"-f", dev}, env: fixedTimeEnv()}); err != nil {
+	script := `mount -t tmpfs -o ro,size=4k autoami-no-lazy-itable /sys/fs/ext4/features && exec resize2fs -f "$1"`
+	if _, err := run(ctx, log, command{device: dev, name: "unshare",
+		args: []string{"--mount", "--propagation", "private", "sh", "-c", script, "sh", dev}, env: fixedTimeEnv()}); err != nil {
 		return fmt.Errorf("grow the root file system: %w", err)
 	}
 	return nil

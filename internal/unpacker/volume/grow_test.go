@@ -71,6 +71,19 @@ func TestGrow(t *testing.T) {
 		rep.RootAfter-rep.FilesystemAfter >= growSlack || grown.Root.Size != rep.RootAfter {
 		t.Errorf("report %+v, layout root size %d", *rep, grown.Root.Size)
 	}
+	// No inode table is left for the kernel to zero after a mount.
+	groups := 0
+	for _, line := range strings.Split(runT(t, "dumpe2fs", grown.Root.Device), "\n") {
+		if strings.HasPrefix(line, "Group ") && strings.Contains(line, "(Blocks ") {
+			groups++
+			if !strings.Contains(line, "ITABLE_ZEROED") {
+				t.Errorf("a block group's inode table is not initialised: %s", line)
+			}
+		}
+	}
+	if groups < 3 {
+		t.Errorf("dumpe2fs lists %d block groups", groups)
+	}
 	if out := runT(t, "sgdisk", "--verify", la.Disk); !strings.Contains(out, "No problems found") {
 		t.Errorf("sgdisk --verify after growing:\n%s", out)
 	}
