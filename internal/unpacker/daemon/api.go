@@ -94,6 +94,10 @@ type Volumes interface {
 	// Normalize resets what mounting left on an unmounted root (times,
 	// generations, journal, superblock) before a snapshot.
 	Normalize(ctx context.Context, layout *volume.Layout, opts volume.NormalizeOptions) error
+	// GrowthNeeded says whether the root of a layout no longer fills its
+	// device (the volume grew); Grow grows the unmounted root to fill it.
+	GrowthNeeded(ctx context.Context, layout *volume.Layout, opts volume.GrowOptions) (bool, string, error)
+	Grow(ctx context.Context, layout *volume.Layout, opts volume.GrowOptions) (*volume.Layout, *volume.GrowReport, error)
 }
 
 // Daemon is the unpacker's core. Its methods are safe for concurrent use;

@@ -71,7 +71,9 @@ func (d *daemon) associateStream(ctx context.Context, req wire.AssociateStreamRe
 			case wire.StateNoDevice, wire.StateUnmounted:
 				return existing.restore(ctx)
 			}
-			return nil
+			// The volume may have grown since (the provider grows a
+			// volume the content outgrew): fill it.
+			return existing.growMounted(ctx)
 		})
 		return existing.view(), err
 	}
@@ -177,6 +179,17 @@ func (s *stream) restore(ctx context.Context) error {
 				if err := checkFS(ctx, layout.Root.Device, layout.Root.Filesystem); err != nil {
 					return s.fail(wire.StateDirty, err)
 				}
+			}
+			// A volume that grew is grown before it is mounted.
+			grown, err := s.growRoot(ctx, layout)
+			if err != nil {
+				return s.fail(wire.StateUnmounted, err)
+			}
+			if grown != layout {
+				layout = grown
+				s.mu.Lock()
+				s.layout = layout
+				s.mu.Unlock()
 			}
 			if err := mountRoot(layout.Root.Device, layout.Root.Filesystem, s.mountDir); err != nil {
 				return s.fail(wire.StateUnmounted, err)

@@ -90,6 +90,17 @@ func (d *daemon) release(ctx context.Context, req wire.ReleaseRequest) (wire.Str
 				return err
 			}
 		case wire.StateUnmountedForSnapshot:
+			// The snapshot is taken: a volume that grew meanwhile is grown
+			// now, while the root is unmounted. A failure is no reason to
+			// keep the stream unmounted: the next association tries again.
+			if grown, err := s.growRoot(ctx, layout); err != nil {
+				d.log.Warn("release: the stream's volume grew but its root could not be grown", "stream", s.name, "err", err)
+			} else if grown != layout {
+				layout = grown
+				s.mu.Lock()
+				s.layout = layout
+				s.mu.Unlock()
+			}
 			if err := mountRoot(layout.Root.Device, layout.Root.Filesystem, s.mountDir); err != nil {
 				return err
 			}

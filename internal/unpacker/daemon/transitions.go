@@ -27,11 +27,13 @@ var transitions = map[wire.StreamState][]wire.StreamState{
 	// mounting failed.
 	wire.StatePreparingVolume: {wire.StateMounted, wire.StateUnmounted},
 
-	// unpack starts from a mounted, clean or dirty stream.
-	wire.StateMounted: {wire.StateFetchingManifest},
-	wire.StateDirty:   {wire.StateFetchingManifest},
+	// unpack starts from a mounted, clean or dirty stream. Associated
+	// again after its volume grew, such a stream is unmounted to grow its
+	// root, and restored (growMounted).
+	wire.StateMounted: {wire.StateFetchingManifest, wire.StateUnmounted},
+	wire.StateDirty:   {wire.StateFetchingManifest, wire.StateUnmounted},
 	// A clean stream is also prepared for a snapshot (prepare-for-snapshot).
-	wire.StateClean: {wire.StateFetchingManifest, wire.StateFrozen, wire.StateUnmountedForSnapshot},
+	wire.StateClean: {wire.StateFetchingManifest, wire.StateFrozen, wire.StateUnmountedForSnapshot, wire.StateUnmounted},
 	// release thaws or mounts it again.
 	wire.StateFrozen:               {wire.StateClean},
 	wire.StateUnmountedForSnapshot: {wire.StateClean},

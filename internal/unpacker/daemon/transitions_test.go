@@ -3,12 +3,14 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -213,6 +215,56 @@ func (wholeDiskVolumes) Normalize(ctx context.Context, layout *volume.Layout, op
 	return volume.Normalize(ctx, layout, opts)
 }
 
+// GrowthNeeded and Grow grow the whole-disk file system to fill its device.
+func (wholeDiskVolumes) GrowthNeeded(ctx context.Context, layout *volume.Layout, _ volume.GrowOptions) (bool, string, error) {
+	fsBytes, devBytes, err := wholeDiskSizes(ctx, layout.Disk)
+	if err != nil {
+		return false, "", err
+	}
+	return devBytes-fsBytes >= 16<<20, fmt.Sprintf("file system %d of %d bytes", fsBytes, devBytes), nil
+}
+
+func (wholeDiskVolumes) Grow(ctx context.Context, layout *volume.Layout, _ volume.GrowOptions) (*volume.Layout, *volume.GrowReport, error) {
+	before, devBytes, err := wholeDiskSizes(ctx, layout.Disk)
+	if err != nil {
+		return nil, nil, err
+	}
+	if out, err := exec.CommandContext(ctx, "e2fsck", "-f", "-p", layout.Disk).CombinedOutput(); err != nil {
+		return nil, nil, fmt.Errorf("e2fsck: %v: %s", err, out)
+	}
+	if out, err := exec.CommandContext(ctx, "resize2fs", "-f", layout.Disk).CombinedOutput(); err != nil {
+		return nil, nil, fmt.Errorf("resize2fs: %v: %s", err, out)
+	}
+	after, _, err := wholeDiskSizes(ctx, layout.Disk)
+	if err != nil {
+		return nil, nil, err
+	}
+	l := *layout
+	return &l, &volume.GrowReport{DiskBytes: devBytes, RootBefore: devBytes, RootAfter: devBytes, FilesystemBefore: before, FilesystemAfter: after}, nil
+}
+
+// wholeDiskSizes are the sizes of the ext4 file system on disk and of disk.
+func wholeDiskSizes(ctx context.Context, disk string) (fsBytes, devBytes int64, err error) {
+	out, err := exec.CommandContext(ctx, "dumpe2fs", "-h", disk).Output()
+	if err != nil {
+		return 0, 0, fmt.Errorf("dumpe2fs -h %s: %w", disk, err)
+	}
+	var blocks, size int64
+	for _, line := range strings.Split(string(out), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		switch k {
+		case "Block count":
+			blocks, _ = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		case "Block size":
+			size, _ = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	if devBytes, err = devices.SizeOf(disk); err != nil {
+		return 0, 0, err
+	}
+	return blocks * size, devBytes, nil
+}
+
 // TestStreamPathsTakeOnlyAllowedTransitions runs a stream through every
 // path that changes its state, on a loop device: associate (laying out an
 // empty volume), unpack (with the trusted plan falling back to a scan), a
@@ -404,6 +456,26 @@ func TestStreamPathsTakeOnlyAllowedTransitions(t *testing.T) {
 	}
 	want("attach of the volume again", wire.StateClean)
 
+	// The volume grew (as after ModifyVolume): associating the clean
+	// stream again unmounts it, grows its root and mounts it again.
+	if err := os.Truncate(file, 128<<20); err != nil {
+		t.Fatal(err)
+	}
+	loops, err := devices.LoopsOf(ctx, file)
+	if err != nil || len(loops) != 1 {
+		t.Fatalf("loop devices of %s: %v, %v", file, loops, err)
+	}
+	if out, err := exec.Command("losetup", "--set-capacity", loops[0]).CombinedOutput(); err != nil {
+		t.Fatalf("losetup --set-capacity %s: %v: %s", loops[0], err, out)
+	}
+	if _, err := d.AssociateStream(ctx, wire.AssociateStreamRequest{Stream: name, VolumeID: vol, Origin: wire.OriginEmpty}); err != nil {
+		t.Fatal(err)
+	}
+	want("association after the volume grew", wire.StateClean)
+	if needed, why, err := (wholeDiskVolumes{}).GrowthNeeded(ctx, &volume.Layout{Disk: loops[0]}, volume.GrowOptions{}); err != nil || needed {
+		t.Fatalf("after the association the root does not fill the volume: %s, %v", why, err)
+	}
+
 	seen, refused := rec.result()
 	if len(refused) > 0 {
 		t.Errorf("refused transitions: %v", refused)
@@ -429,6 +501,7 @@ func TestStreamPathsTakeOnlyAllowedTransitions(t *testing.T) {
 		{wire.StateUnmounted, wire.StateDirty}, {wire.StateUnmounted, wire.StateFrozen},
 		{wire.StateUnmounted, wire.StateUnmountedForSnapshot}, {wire.StateUnmounted, wire.StateNoDevice},
 		{wire.StateNoDevice, wire.StateClean},
+		{wire.StateClean, wire.StateUnmounted}, {wire.StateUnmounted, wire.StateClean},
 	} {
 		if seen[tr] == 0 {
 			t.Errorf("the paths never took %s → %s", tr[0], tr[1])

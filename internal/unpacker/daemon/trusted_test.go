@@ -44,6 +44,14 @@ func (plainVolumes) Normalize(context.Context, *volume.Layout, volume.NormalizeO
 	return errors.New("plainVolumes: normalize is not supported")
 }
 
+func (plainVolumes) GrowthNeeded(context.Context, *volume.Layout, volume.GrowOptions) (bool, string, error) {
+	return false, "plainVolumes: volumes are not grown", nil
+}
+
+func (plainVolumes) Grow(context.Context, *volume.Layout, volume.GrowOptions) (*volume.Layout, *volume.GrowReport, error) {
+	return nil, nil, errors.New("plainVolumes: grow is not supported")
+}
+
 // revisionServer serves manifests (by revision) and objects (by digest)
 // of trees built in directories.
 type revisionServer struct {

@@ -27,3 +27,11 @@ func (volumePackage) MakeBootable(ctx context.Context, layout *volume.Layout, ro
 func (volumePackage) Normalize(ctx context.Context, layout *volume.Layout, opts volume.NormalizeOptions) error {
 	return volume.Normalize(ctx, layout, opts)
 }
+
+func (volumePackage) GrowthNeeded(ctx context.Context, layout *volume.Layout, opts volume.GrowOptions) (bool, string, error) {
+	return volume.GrowthNeeded(ctx, layout, opts)
+}
+
+func (volumePackage) Grow(ctx context.Context, layout *volume.Layout, opts volume.GrowOptions) (*volume.Layout, *volume.GrowReport, error) {
+	return volume.Grow(ctx, layout, opts)
+}
