@@ -214,12 +214,38 @@ func (p *plan) fetch(ctx context.Context, src objects.Source, res *Result) error
 	p.stage.onPut = func(w objects.Want) {
 		p.prog.add(1, w.Size)
 	}
-	sink := &stagingSink{p: p}
-	if err := src.Fetch(ctx, p.missing, sink); err != nil {
-		if herr := sink.firstHookErr(); herr != nil {
-			return herr
+	// See Deterministic placement: the objects of files without holes are
+	// allocated first, in order, and fetched concurrently; those of sparse
+	// files are fetched one at a time after them.
+	sparse := p.sparseObjects()
+	var dense, holey []objects.Want
+	for _, w := range p.missing {
+		if sparse[w.Digest] {
+			holey = append(holey, w)
+		} else {
+			dense = append(dense, w)
 		}
-		return fmt.Errorf("patch %s: fetch %d missing objects: %w", root, len(p.missing), err)
+	}
+	if err := p.stage.reserve(dense); err != nil {
+		p.stage.dropReservations()
+		return fmt.Errorf("patch %s: %w", root, err)
+	}
+	sink := &stagingSink{p: p}
+	batches := [][]objects.Want{dense}
+	for _, w := range holey {
+		batches = append(batches, []objects.Want{w})
+	}
+	for _, batch := range batches {
+		if len(batch) == 0 {
+			continue
+		}
+		if err := src.Fetch(ctx, batch, sink); err != nil {
+			p.stage.dropReservations()
+			if herr := sink.firstHookErr(); herr != nil {
+				return herr
+			}
+			return fmt.Errorf("patch %s: fetch %d missing objects: %w", root, len(p.missing), err)
+		}
 	}
 	for _, w := range p.missing {
 		if !p.stage.has(w.Digest) {
@@ -229,6 +255,17 @@ func (p *plan) fetch(ctx context.Context, src objects.Source, res *Result) error
 		res.BytesFetched += w.Size
 	}
 	return nil
+}
+
+// sparseObjects are the digests of the manifest's sparse files.
+func (p *plan) sparseObjects() map[objects.Digest]bool {
+	out := map[objects.Digest]bool{}
+	for i := range p.want.Entries {
+		if e := &p.want.Entries[i]; e.Type == manifest.TypeRegular && e.Sparse {
+			out[e.Digest] = true
+		}
+	}
+	return out
 }
 
 // stagingSink is the staging directory as the Sink given to the source,
@@ -303,7 +340,10 @@ func (p *plan) createAll(ctx context.Context, touched map[string]bool, res *Resu
 		var err error
 		switch a.kind {
 		case actMkdir:
-			err = p.mkdir(w)
+			var adopted bool
+			if adopted, err = p.adoptStaging(w); err == nil && !adopted {
+				err = p.mkdir(w)
+			}
 		case actCreate:
 			err = p.create(w, a, res)
 		case actLink:
@@ -398,7 +438,7 @@ func (p *plan) regularContent(w *manifest.Entry, a *action, tmp string, res *Res
 			p.prog.add(0, w.Size)
 			return name, nil
 		}
-		n, err := p.copyFile(sfd, name, tmp, objects.Want{Digest: w.Digest, Size: w.Size})
+		n, err := p.copyFile(sfd, name, tmp, objects.Want{Digest: w.Digest, Size: w.Size}, w.Sparse)
 		res.BytesWritten += n
 		return tmp, err
 	}
@@ -406,14 +446,16 @@ func (p *plan) regularContent(w *manifest.Entry, a *action, tmp string, res *Res
 	if err != nil {
 		return "", err
 	}
-	n, err := p.copyFile(fd, name, tmp, objects.Want{Digest: w.Digest, Size: w.Size})
+	n, err := p.copyFile(fd, name, tmp, objects.Want{Digest: w.Digest, Size: w.Size}, w.Sparse)
 	res.BytesWritten += n
 	return tmp, err
 }
 
-// copyFile copies (sparsely, verifying the digest) a file into a new
-// staging file and returns the bytes written.
-func (p *plan) copyFile(srcDir int, srcName, tmp string, want objects.Want) (int64, error) {
+// copyFile copies (verifying the digest) a file into a new staging file
+// and returns the bytes written: allocated whole first and written in full,
+// or, for a sparse file, run by run without its holes (see Deterministic
+// placement).
+func (p *plan) copyFile(srcDir int, srcName, tmp string, want objects.Want, sparse bool) (int64, error) {
 	in, err := openAt(srcDir, srcName, unix.O_RDONLY|unix.O_NOATIME)
 	if errors.Is(err, unix.EPERM) {
 		in, err = openAt(srcDir, srcName, unix.O_RDONLY) // O_NOATIME needs the owner or CAP_FOWNER
@@ -427,8 +469,16 @@ func (p *plan) copyFile(srcDir int, srcName, tmp string, want objects.Want) (int
 	if err != nil {
 		return 0, fmt.Errorf("create: %w", err)
 	}
-	w := &sparseWriter{fd: out}
-	err = objects.Copy(w, src, want)
+	w := &sparseWriter{fd: out, dense: !sparse, allocRuns: sparse}
+	if !sparse {
+		err = unix.Fallocate(out, 0, 0, want.Size)
+		if errors.Is(err, unix.EOPNOTSUPP) {
+			err = nil
+		}
+	}
+	if err == nil {
+		err = objects.Copy(w, src, want)
+	}
 	if err == nil {
 		err = w.finish()
 	}

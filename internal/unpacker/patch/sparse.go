@@ -25,9 +25,22 @@ type sparseWriter struct {
 	fd      int
 	off     int64
 	written int64 // bytes actually written
+	// dense writes every block, zeros too, into a file whose blocks were
+	// allocated beforehand (see Deterministic placement).
+	dense bool
+	// allocRuns allocates each run of data just before writing it (see
+	// Deterministic placement).
+	allocRuns bool
 }
 
 func (w *sparseWriter) Write(p []byte) (int, error) {
+	if w.dense {
+		if err := w.flush(p, w.off); err != nil {
+			return 0, err
+		}
+		w.off += int64(len(p))
+		return len(p), nil
+	}
 	runStart := 0
 	i := 0
 	for i < len(p) {
@@ -51,6 +64,11 @@ func (w *sparseWriter) Write(p []byte) (int, error) {
 }
 
 func (w *sparseWriter) flush(b []byte, off int64) error {
+	if w.allocRuns && len(b) > 0 {
+		if err := allocateRun(w.fd, off, int64(len(b))); err != nil {
+			return err
+		}
+	}
 	for len(b) > 0 {
 		n, err := unix.Pwrite(w.fd, b, off)
 		if err == unix.EINTR {

@@ -24,6 +24,12 @@ type staging struct {
 
 	mu      sync.Mutex
 	objects map[objects.Digest]bool
+	// reserved are the objects whose staging file (named by the digest)
+	// reserve created and allocated, not yet filled and verified.
+	reserved map[objects.Digest]bool
+	// adopted: the directory became a directory of the tree (see
+	// adoptStaging); the fd still names it, StagingDir no longer does.
+	adopted bool
 	seq     atomic.Int64
 	// onPut is called after each object fetched into staging.
 	onPut func(w objects.Want)
@@ -32,7 +38,7 @@ type staging struct {
 }
 
 func newStaging(t *tree) *staging {
-	return &staging{t: t, fd: -1, objects: map[objects.Digest]bool{}}
+	return &staging{t: t, fd: -1, objects: map[objects.Digest]bool{}, reserved: map[objects.Digest]bool{}}
 }
 
 // ensure creates (or opens) the staging directory.
@@ -164,10 +170,20 @@ func (s *staging) forget(d objects.Digest) {
 
 func (s *staging) tmpName() string { return fmt.Sprintf("tmp-%d", s.seq.Add(1)) }
 
-// Put implements objects.Sink: the object is written (sparsely) to a
-// temporary file and renamed to its digest only after it verified.
+// Put implements objects.Sink: a reserved object fills its file; another
+// is written (sparsely, each run allocated first) to a temporary file and
+// renamed to its digest only after it verified.
 func (s *staging) Put(ctx context.Context, want objects.Want, r io.Reader) error {
 	if s.has(want.Digest) {
+		return nil
+	}
+	if s.isReserved(want.Digest) {
+		if err := s.fill(want, r); err != nil {
+			return err
+		}
+		if s.onPut != nil {
+			s.onPut(want)
+		}
 		return nil
 	}
 	tmp := s.tmpName()
@@ -175,7 +191,7 @@ func (s *staging) Put(ctx context.Context, want objects.Want, r io.Reader) error
 	if err != nil {
 		return fmt.Errorf("stage object %s: %w", want.Digest, err)
 	}
-	w := &sparseWriter{fd: fd}
+	w := &sparseWriter{fd: fd, allocRuns: true}
 	err = objects.Copy(w, r, want)
 	if err == nil {
 		err = w.finish()
