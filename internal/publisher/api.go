@@ -9,8 +9,9 @@
 // Every target is worked on by one actor, in explicit steps (Step), with at
 // most Config.Concurrency targets at a time. A tree stream's revision reaches
 // a target through its unpacker: the stream volume (one persistent encrypted
-// EBS volume per stream and target, in the unpacker's zone) is attached to the
-// unpacker instance, patched to the revision by the daemon with presigned URLs
+// EBS volume per stream and target, in the unpacker's zone; grown in place
+// when the content outgrows it, replaced for another zone or key) is
+// attached to the unpacker instance, patched to the revision by the daemon with presigned URLs
 // of the content store's objects, made ready (unmounted), snapshotted and
 // released as soon as the snapshot has started (EBS snapshots are point in
 // time). A raw-image stream is written straight into a snapshot with the EBS

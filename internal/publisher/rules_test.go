@@ -56,14 +56,19 @@ func TestUnfitVolumes(t *testing.T) {
 	a := &actor{t: Target{InstanceID: "i-1"}, zone: "eu-west-1a", keyARN: "arn:key/1"}
 	ok := ec2types.Volume{VolumeId: aws.String("vol-1"), State: ec2types.VolumeStateInUse, AvailabilityZone: aws.String("eu-west-1a"),
 		Size: aws.Int32(2), Encrypted: aws.Bool(true), KmsKeyId: aws.String("arn:key/1")}
-	if why := a.unfit(ok, 2); why != "" {
+	if why := a.unfit(ok); why != "" {
 		t.Fatalf("a fitting volume: %s", why)
+	}
+	// Too small is fit: it is grown in place.
+	small := ok
+	small.Size = aws.Int32(1)
+	if why := a.unfit(small); why != "" {
+		t.Fatalf("a volume too small for the revision: %s, want it kept (and grown)", why)
 	}
 	for _, tc := range []struct {
 		name   string
 		mutate func(*ec2types.Volume)
 	}{
-		{"too small", func(v *ec2types.Volume) { v.Size = aws.Int32(1) }},
 		{"other zone", func(v *ec2types.Volume) { v.AvailabilityZone = aws.String("eu-west-1b") }},
 		{"other key", func(v *ec2types.Volume) { v.KmsKeyId = aws.String("arn:key/2") }},
 		{"not encrypted", func(v *ec2types.Volume) { v.Encrypted = aws.Bool(false) }},
@@ -71,7 +76,7 @@ func TestUnfitVolumes(t *testing.T) {
 	} {
 		v := ok
 		tc.mutate(&v)
-		if why := a.unfit(v, 2); why == "" {
+		if why := a.unfit(v); why == "" {
 			t.Errorf("%s: the volume fits, want it replaced", tc.name)
 		}
 	}

@@ -13,11 +13,13 @@ import (
 
 // ensureVolume finds the stream volume in the target, or makes it: one per
 // stream, publication and target, in the unpacker's zone, encrypted with the
-// target's key, large enough for the revision. A volume that no longer
-// fits (too small, another zone, another key) is let go of and deleted, and
-// a new one made: the daemon lays out a from-scratch volume once and cannot
-// grow its file system, so a larger volume is a new one, filled by a full
-// unpack.
+// target's key, large enough for the revision. A volume the revision
+// outgrew is grown in place (ModifyVolume; the unpacker then grows its
+// root partition and file system), so that it keeps its content and its
+// snapshots stay incremental. A volume that no longer fits otherwise
+// (another zone, another key), or that EC2 does not grow now (one
+// modification per volume every few hours), is let go of and deleted, and
+// a new one made, filled by a full unpack.
 func (a *actor) ensureVolume(ctx context.Context) error {
 	vols, err := describeStreamVolumes(ctx, a.aws.EC2, a.pub.ID, a.pub.Stream, a.t.Key())
 	if err != nil {
@@ -26,7 +28,7 @@ func (a *actor) ensureVolume(ctx context.Context) error {
 	want := a.rev.volumeGiB
 	var usable []ec2types.Volume
 	for _, v := range vols {
-		if why := a.unfit(v, want); why != "" {
+		if why := a.unfit(v); why != "" {
 			a.info(StepVolume, "stream volume %s %s; replacing it", aws.ToString(v.VolumeId), why)
 			if err := a.retireVolume(ctx, v); err != nil {
 				return err
@@ -56,9 +58,20 @@ func (a *actor) ensureVolume(ctx context.Context) error {
 		a.volume = &v
 		a.rec.VolumeID = aws.ToString(v.VolumeId)
 		if v.State == ec2types.VolumeStateCreating {
-			return a.waitVolumeAvailable(ctx, StepVolume, a.rec.VolumeID)
+			if err := a.waitVolumeAvailable(ctx, StepVolume, a.rec.VolumeID); err != nil {
+				return err
+			}
 		}
-		return nil
+		if aws.ToInt32(v.Size) >= want {
+			return nil
+		}
+		grown, err := a.growVolume(ctx, v, want)
+		if err != nil || grown {
+			return err
+		}
+		if err := a.retireVolume(ctx, v); err != nil {
+			return err
+		}
 	}
 	return a.createVolume(ctx, want)
 }
@@ -70,15 +83,14 @@ func boolRank(b bool) int {
 	return 0
 }
 
-// unfit says why v cannot be the stream volume now, or "".
-func (a *actor) unfit(v ec2types.Volume, wantGiB int32) string {
+// unfit says why v cannot be the stream volume now, or "". A volume too
+// small for the revision is fit: it is grown.
+func (a *actor) unfit(v ec2types.Volume) string {
 	switch {
 	case v.State != ec2types.VolumeStateAvailable && v.State != ec2types.VolumeStateInUse && v.State != ec2types.VolumeStateCreating:
 		return fmt.Sprintf("is %s", v.State)
 	case aws.ToString(v.AvailabilityZone) != a.zone:
 		return fmt.Sprintf("is in %s, but the unpacker is in %s", aws.ToString(v.AvailabilityZone), a.zone)
-	case aws.ToInt32(v.Size) < wantGiB:
-		return fmt.Sprintf("has %d GiB, the revision needs %d GiB", aws.ToInt32(v.Size), wantGiB)
 	case !aws.ToBool(v.Encrypted) || aws.ToString(v.KmsKeyId) != a.keyARN:
 		return fmt.Sprintf("is encrypted with %q, not with the key asked for now (%s)", aws.ToString(v.KmsKeyId), a.keyARN)
 	}
