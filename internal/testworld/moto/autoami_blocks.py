@@ -446,6 +446,14 @@ def _modify_volume(self, volume_id, target_size=None, *args, **kwargs):
     path = volume_file(volume)
     if os.path.exists(path) and os.path.getsize(path) < volume.size * GIB:
         os.truncate(path, volume.size * GIB)
+        # GAP: a loop device keeps the size its file had when it was bound.
+        # AWS: an attached volume's NVMe device shows the new size by itself
+        # once the modification is optimizing. The unpacker's loop device of
+        # the attached volume (its --local-devices link is a hard link of
+        # this file) is told to read the new size.
+        with _LOCK:
+            for loop in _loops_of(path):
+                _losetup("--set-capacity", loop)
     return volume
 
 
@@ -1347,7 +1355,8 @@ core.STOP_HOOKS.append(_release_devices)
 
 core.ADDITIONS.extend([
     "Volumes are sparse files DATA_DIR/<account>/<region>/volumes/<id>.img (CreateVolume: zeros or the "
-    "snapshot's bytes, size not below the snapshot's; ModifyVolume grows them; DeleteVolume removes them)",
+    "snapshot's bytes, size not below the snapshot's; ModifyVolume grows them, and the loop device of an attached one "
+    "sees the new size; DeleteVolume removes them)",
     "Snapshots hold bytes: CreateSnapshot copies the volume's file at the call; CopySnapshot and CopyImage "
     "copy them across regions and accounts; DeleteSnapshot removes them",
     "AttachVolume hard-links the volume's file into the instance's devices directory; VolumeInUse, device "
