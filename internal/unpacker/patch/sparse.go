@@ -29,9 +29,16 @@ type sparseWriter struct {
 	// allocated beforehand (see Deterministic placement).
 	dense bool
 	// allocRuns allocates each run of data just before writing it (see
-	// Deterministic placement).
+	// Deterministic placement). The runs are found in aligned windows of
+	// allocWindow bytes, so that where they start and end, and so what is
+	// allocated, does not depend on how the reader happened to split the
+	// content.
 	allocRuns bool
+	window    []byte
 }
+
+// allocWindow is the span in which allocRuns finds runs of data.
+const allocWindow = 1 << 20
 
 func (w *sparseWriter) Write(p []byte) (int, error) {
 	if w.dense {
@@ -41,6 +48,29 @@ func (w *sparseWriter) Write(p []byte) (int, error) {
 		w.off += int64(len(p))
 		return len(p), nil
 	}
+	if !w.allocRuns {
+		return w.writeRuns(p)
+	}
+	n := len(p)
+	for len(p) > 0 {
+		if w.window == nil {
+			w.window = make([]byte, 0, allocWindow)
+		}
+		k := min(len(p), allocWindow-len(w.window))
+		w.window = append(w.window, p[:k]...)
+		p = p[k:]
+		if len(w.window) == allocWindow {
+			if _, err := w.writeRuns(w.window); err != nil {
+				return n - len(p), err
+			}
+			w.window = w.window[:0]
+		}
+	}
+	return n, nil
+}
+
+// writeRuns writes p at the current offset, leaving aligned zero blocks out.
+func (w *sparseWriter) writeRuns(p []byte) (int, error) {
 	runStart := 0
 	i := 0
 	for i < len(p) {
@@ -84,6 +114,12 @@ func (w *sparseWriter) flush(b []byte, off int64) error {
 }
 
 func (w *sparseWriter) finish() error {
+	if len(w.window) > 0 {
+		if _, err := w.writeRuns(w.window); err != nil {
+			return err
+		}
+		w.window = w.window[:0]
+	}
 	if err := unix.Ftruncate(w.fd, w.off); err != nil {
 		return fmt.Errorf("set size %d: %w", w.off, err)
 	}
