@@ -213,6 +213,7 @@ func normalizeInode(raw []byte) bool {
 	put(raw[inVersionLo:], 0)
 	genChanged := le32(raw, inGeneration) != 0
 	put(raw[inGeneration:], 0)
+	clearUnusedExtentSlots(raw)
 	if inodeFits(raw, inMtimeExtra+4) {
 		mx := le32(raw, inMtimeExtra)
 		put(raw[inCtimeExtra:], mx)
@@ -234,6 +235,19 @@ func normalizeInode(raw []byte) bool {
 
 // hasExtentBlocks reports whether an inode's extent tree has blocks of its
 // own (depth > 0), whose checksums depend on the inode's generation.
+// clearUnusedExtentSlots zeroes the slots of the inode's extent tree root
+// past its entries: ext4 leaves there the extents that splitting an
+// unwritten extent made and merging took back, which depend on when
+// writeback happened to run.
+func clearUnusedExtentSlots(raw []byte) {
+	if le32(raw, inFlags)&flagExtents == 0 || le16(raw, inBlock) != extentMagic {
+		return
+	}
+	if used := inBlock + 12 + 12*int(le16(raw, inBlock+2)); used < inBlock+60 {
+		clear(raw[used : inBlock+60])
+	}
+}
+
 func hasExtentBlocks(raw []byte) bool {
 	return le32(raw, inFlags)&flagExtents != 0 && le16(raw, inBlock) == extentMagic && le16(raw, inBlock+6) > 0
 }
