@@ -13,6 +13,8 @@ package qemuboot
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -182,11 +184,13 @@ type Machine struct {
 }
 
 // Start starts qemu on opts.Image and returns at once; opts.Ready and
-// opts.Timeout are not used (see Machine.WaitFor). Unlike Boot it does not
-// retry under TCG when KVM stalls (a running guest cannot be moved): the
-// accelerator is opts.Accel, else $AUTOAMI_QEMU_ACCEL, else KVM when
-// /dev/kvm can be opened and no boot of this process stalled under it, else
-// TCG. The caller must call Stop.
+// opts.Timeout are not used (see Machine.WaitFor). The accelerator is
+// opts.Accel, else $AUTOAMI_QEMU_ACCEL, else KVM when /dev/kvm can be opened
+// and no boot of this process stalled under it, else TCG. A running guest
+// cannot be moved, so under KVM chosen that way only a console that stays
+// empty for SilentKVMLimit (the guest never reached its kernel, so wrote
+// nothing) makes WaitFor start the machine again under TCG. The caller must
+// call Stop.
 func Start(opts Options) (*Machine, error) {
 	if err := check(opts); err != nil {
 		return nil, err
@@ -203,15 +207,40 @@ func Start(opts Options) (*Machine, error) {
 	if err != nil {
 		return nil, err
 	}
+	if accel == "kvm" && opts.Accel == "" && os.Getenv(AccelEnv) == "" {
+		m.silentLimit = SilentKVMLimit
+	}
 	return &Machine{impl: m}, nil
 }
+
+// SilentKVMLimit is how long a machine Start put under automatically chosen
+// KVM may show an empty console before WaitFor moves it to TCG: some nested
+// hosts hang such guests before the first byte of output. A variable for
+// tests.
+var SilentKVMLimit = 45 * time.Second
 
 // WaitFor waits until re matches the serial console and returns the match,
 // with Elapsed counted from qemu's start. It returns an error, holding the
 // last console lines, when the machine stops, ctx ends or timeout passes
 // first. The machine keeps running either way.
 func (m *Machine) WaitFor(ctx context.Context, re *regexp.Regexp, timeout time.Duration) (*Result, error) {
-	return m.impl.waitFor(ctx, re, timeout, false)
+	started := time.Now()
+	res, err := m.impl.waitFor(ctx, re, timeout, false)
+	if !errors.Is(err, errStalled) {
+		return res, err
+	}
+	// KVM hung the guest before it printed anything: again under TCG, for
+	// this machine and every later one of this process.
+	kvmBroken.Store(true)
+	old := m.impl
+	old.log.Warn("KVM showed nothing on the console; starting the machine again under software emulation (TCG)", "image", old.opts.Image, "error", err)
+	old.stop()
+	next, serr := startMachine(old.log, old.opts, "tcg")
+	if serr != nil {
+		return nil, fmt.Errorf("%w; then under TCG: %w", err, serr)
+	}
+	m.impl = next
+	return m.impl.waitFor(ctx, re, timeout-time.Since(started), false)
 }
 
 // WaitExit waits until qemu exits by itself (the guest powered off; with

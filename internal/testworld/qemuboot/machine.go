@@ -29,6 +29,9 @@ type machine struct {
 	done    chan struct{}
 	exitErr error // set before done is closed
 	once    sync.Once
+	// silentLimit, when set, makes a console that stays empty that long an
+	// errStalled failure (a machine Start put under automatically chosen KVM).
+	silentLimit time.Duration
 }
 
 // startMachine starts qemu with opts and accel and returns at once.
@@ -120,6 +123,9 @@ func (m *machine) waitFor(ctx context.Context, ready *regexp.Regexp, timeout tim
 			}
 			if loc := ready.FindIndex(out); loc != nil {
 				return &Result{Elapsed: time.Since(m.start), Match: string(out[loc[0]:loc[1]]), Console: string(out[:loc[1]]), Accel: m.accel}, nil
+			}
+			if m.silentLimit > 0 && len(out) == 0 && time.Since(m.start) > m.silentLimit {
+				return nil, fmt.Errorf("boot %s (%s): %w: the console stayed empty for %s", m.opts.Image, m.fw, errStalled, m.silentLimit)
 			}
 			if len(out) != lastSize {
 				lastSize, lastChange = len(out), time.Now()

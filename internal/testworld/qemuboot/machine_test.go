@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -130,4 +131,38 @@ func freePortForTest(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// A machine Start put under automatically chosen KVM whose console stays
+// empty (a host that hangs KVM guests before their first byte) is started
+// again under TCG by WaitFor, and later machines of the process start
+// under TCG. Needs a usable /dev/kvm (the CI machines have one); an empty
+// disk prints nothing under either accelerator.
+func TestStartMovesASilentKVMMachineToTCG(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("no usable /dev/kvm: the fallback from KVM cannot be exercised here")
+	}
+	t.Setenv(AccelEnv, "")
+	savedLimit, savedBroken := SilentKVMLimit, kvmBroken.Load()
+	SilentKVMLimit = 2 * time.Second
+	t.Cleanup(func() { SilentKVMLimit = savedLimit; kvmBroken.Store(savedBroken) })
+	kvmBroken.Store(false)
+	disk := filepath.Join(t.TempDir(), "empty.img")
+	if err := os.WriteFile(disk, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := MustStart(t, Options{Image: disk})
+	if m.Accel() != "kvm" {
+		t.Fatalf("started under %s, want kvm (chosen automatically)", m.Accel())
+	}
+	_, err := m.WaitFor(context.Background(), regexp.MustCompile("never printed"), 8*time.Second)
+	if err == nil || !strings.Contains(err.Error(), "tcg") {
+		t.Errorf("WaitFor: %v; want a timeout under tcg after the fallback", err)
+	}
+	if m.Accel() != "tcg" || !kvmBroken.Load() {
+		t.Errorf("after the silent console: accel %s, KVM marked broken %v; want tcg, true", m.Accel(), kvmBroken.Load())
+	}
+	if next := MustStart(t, Options{Image: disk}); next.Accel() != "tcg" {
+		t.Errorf("a later machine started under %s, want tcg", next.Accel())
+	}
 }
