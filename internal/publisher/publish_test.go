@@ -99,11 +99,12 @@ func TestPublishTreeToFourTargets(t *testing.T) {
 		}
 		disks[tg.Key()] = e.readDisk(tg.AccountID, tg.Region, rec.SnapshotID)
 	}
-	// Every root file system holds exactly the revision's files, and the
-	// boot partitions (GRUB's core.img, the ESP) are the same bytes in every
-	// target. The whole snapshots are compared and the result logged: the
-	// root's metadata is normalized, but which inode number a file gets
-	// still follows the order its object arrived in (parallel fetches).
+	// Every root file system holds exactly the revision's files, the boot
+	// partitions (GRUB's core.img, the ESP) are the same bytes in every
+	// target, and so are the whole snapshots: the root's metadata is
+	// normalized and the unpacker allocates inodes and blocks in manifest
+	// order, whatever order the objects arrive in (patch: Deterministic
+	// placement).
 	first := disks[targets[0].Key()]
 	same := 0
 	for _, k := range sortedKeys(disks) {
@@ -116,6 +117,8 @@ func TestPublishTreeToFourTargets(t *testing.T) {
 		}
 		if d.imageHash == first.imageHash {
 			same++
+		} else {
+			t.Errorf("%s: the snapshot differs from %s's (sha256 %s vs %s)", k, targets[0].Key(), d.imageHash, first.imageHash)
 		}
 	}
 	t.Logf("%d of %d root snapshots are byte-identical to %s's", same, len(disks), targets[0].Key())
