@@ -102,15 +102,7 @@ func (s *staging) fill(want objects.Want, r interface{ Read([]byte) (int, error)
 	if err != nil {
 		return fmt.Errorf("stage object %s: open its reserved file: %w", want.Digest, err)
 	}
-	w := &sparseWriter{fd: fd, dense: true}
-	err = objects.Copy(w, r, want)
-	if err == nil {
-		err = w.finish()
-	}
-	if cerr := unix.Close(fd); err == nil && cerr != nil {
-		err = cerr
-	}
-	s.written.Add(w.written)
+	err = s.copyInto(&sparseWriter{fd: fd, dense: true}, r, want)
 	if err != nil {
 		return fmt.Errorf("stage object %s: %w", want.Digest, err)
 	}

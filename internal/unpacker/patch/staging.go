@@ -191,15 +191,7 @@ func (s *staging) Put(ctx context.Context, want objects.Want, r io.Reader) error
 	if err != nil {
 		return fmt.Errorf("stage object %s: %w", want.Digest, err)
 	}
-	w := &sparseWriter{fd: fd, allocRuns: true}
-	err = objects.Copy(w, r, want)
-	if err == nil {
-		err = w.finish()
-	}
-	if cerr := unix.Close(fd); err == nil && cerr != nil {
-		err = cerr
-	}
-	s.written.Add(w.written)
+	err = s.copyInto(&sparseWriter{fd: fd, allocRuns: true}, r, want)
 	if err == nil {
 		err = unix.Renameat(s.fd, tmp, s.fd, want.Digest.String())
 	}
@@ -280,4 +272,18 @@ func removeAllAt(dirfd int, name string) error {
 		return fmt.Errorf("remove directory %s: %w", name, err)
 	}
 	return nil
+}
+
+// copyInto copies object want from r through w into w's file, verifying it,
+// closes the file and counts the bytes written.
+func (s *staging) copyInto(w *sparseWriter, r io.Reader, want objects.Want) error {
+	err := objects.Copy(w, r, want)
+	if err == nil {
+		err = w.finish()
+	}
+	if cerr := unix.Close(w.fd); err == nil && cerr != nil {
+		err = cerr
+	}
+	s.written.Add(w.written)
+	return err
 }
